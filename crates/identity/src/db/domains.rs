@@ -1,0 +1,98 @@
+//! Domains: the top-level containers of projects, users and groups.
+
+use oxstack_core::ApiError;
+use oxstack_store::{Pool, Row};
+use serde_json::Value;
+use sqlx::any::AnyRow;
+
+use super::{db_error, json_column};
+
+#[derive(Clone, Debug)]
+pub struct Domain {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub enabled: bool,
+    pub tags: Value,
+    pub options: Value,
+}
+
+const COLUMNS: &str = "id, name, description, enabled, tags, options";
+
+fn from_row(row: &AnyRow) -> Result<Domain, sqlx::Error> {
+    Ok(Domain {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        tags: json_column(&row.try_get::<String, _>("tags")?, Value::Array(vec![])),
+        options: json_column(&row.try_get::<String, _>("options")?, Value::Object(Default::default())),
+    })
+}
+
+pub async fn get(pool: &Pool, id: &str) -> Result<Option<Domain>, ApiError> {
+    let sql = format!("SELECT {COLUMNS} FROM domains WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await.map_err(db_error)?;
+    row.as_ref().map(from_row).transpose().map_err(db_error)
+}
+
+pub async fn get_by_name(pool: &Pool, name: &str) -> Result<Option<Domain>, ApiError> {
+    let sql = format!("SELECT {COLUMNS} FROM domains WHERE name = $1");
+    let row = sqlx::query(&sql).bind(name).fetch_optional(pool).await.map_err(db_error)?;
+    row.as_ref().map(from_row).transpose().map_err(db_error)
+}
+
+pub async fn list(pool: &Pool) -> Result<Vec<Domain>, ApiError> {
+    let sql = format!("SELECT {COLUMNS} FROM domains ORDER BY name");
+    let rows = sqlx::query(&sql).fetch_all(pool).await.map_err(db_error)?;
+    rows.iter().map(from_row).collect::<Result<_, _>>().map_err(db_error)
+}
+
+pub async fn insert(pool: &Pool, domain: &Domain) -> Result<(), ApiError> {
+    sqlx::query(
+        "INSERT INTO domains (id, name, description, enabled, tags, options, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&domain.id)
+    .bind(&domain.name)
+    .bind(&domain.description)
+    .bind(i64::from(domain.enabled))
+    .bind(domain.tags.to_string())
+    .bind(domain.options.to_string())
+    .bind(super::now())
+    .execute(pool)
+    .await
+    .map_err(|e| conflict_or_internal(e, &domain.name))?;
+    Ok(())
+}
+
+pub async fn update(pool: &Pool, domain: &Domain) -> Result<(), ApiError> {
+    sqlx::query(
+        "UPDATE domains SET name = $2, description = $3, enabled = $4, tags = $5, options = $6
+         WHERE id = $1",
+    )
+    .bind(&domain.id)
+    .bind(&domain.name)
+    .bind(&domain.description)
+    .bind(i64::from(domain.enabled))
+    .bind(domain.tags.to_string())
+    .bind(domain.options.to_string())
+    .execute(pool)
+    .await
+    .map_err(|e| conflict_or_internal(e, &domain.name))?;
+    Ok(())
+}
+
+pub async fn delete(pool: &Pool, id: &str) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM domains WHERE id = $1").bind(id).execute(pool).await.map_err(db_error)?;
+    Ok(())
+}
+
+fn conflict_or_internal(error: sqlx::Error, name: &str) -> ApiError {
+    if oxstack_store::is_unique_violation(&error) {
+        return ApiError::conflict(format!(
+            "Conflict occurred attempting to store domain - Duplicate entry found with name {name}."
+        ));
+    }
+    db_error(error)
+}

@@ -1,0 +1,1 @@
+//! Per-project quota limits that the other services read.
