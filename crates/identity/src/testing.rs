@@ -32,12 +32,31 @@ pub struct Reply {
 }
 
 impl TestIdentity {
+    /// Starts on a new SQLite database in a temporary directory.
     pub async fn start() -> Self {
-        // Logs go to the test's captured output, shown when it fails.
-        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}/oxstack.db", dir.path().display());
-        let store = oxstack_store::Store::connect(&url).await.expect("database");
+        Self::start_on(dir, &url).await
+    }
+
+    /// Starts on a new, empty PostgreSQL database created through the
+    /// server at `admin_url` (a URL whose user may create databases). The
+    /// database is left behind for inspection; its name starts with
+    /// `oxstack_test_`.
+    pub async fn start_postgres(admin_url: &str) -> Self {
+        let name = format!("oxstack_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = oxstack_store::Store::connect(admin_url).await.expect("PostgreSQL server");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.pool()).await.expect("create database");
+        admin.close().await;
+        let base = admin_url.rsplit_once('/').map_or(admin_url, |(base, _)| base);
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_on(dir, &format!("{base}/{name}")).await
+    }
+
+    async fn start_on(dir: tempfile::TempDir, url: &str) -> Self {
+        // Logs go to the test's captured output, shown when it fails.
+        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
+        let store = oxstack_store::Store::connect(url).await.expect("database");
         // bcrypt's lowest cost keeps tests fast; the cost is not under test.
         let config = IdentityConfig { password_hash_rounds: 4, ..IdentityConfig::default() };
         let identity = Identity::open(store, config, dir.path(), PUBLIC_URL.into()).await.expect("identity");

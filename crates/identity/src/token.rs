@@ -95,7 +95,7 @@ impl Rejection {
         match self {
             Rejection::Invalid(reason) => {
                 tracing::info!(%reason, "subject token not valid");
-                ApiError::not_found(format!("Failed to validate token: {reason}"))
+                ApiError::not_found("Failed to validate token: it is expired, revoked or malformed.")
             }
             Rejection::Internal(error) => error,
         }
@@ -180,7 +180,7 @@ pub async fn build_context(
     if let Some(credential_id) = &payload.application_credential_id {
         let credential = app_creds::get(pool, credential_id)
             .await?
-            .filter(|c| c.expires_at.is_none_or(|at| at > Utc::now().timestamp()))
+            .filter(|c| c.expires_at_micros.is_none_or(|at| at > Utc::now().timestamp_micros()))
             .ok_or_else(|| Rejection::Invalid(format!("application credential {credential_id} is gone or expired")))?;
         let allowed: BTreeSet<String> = credential.role_ids.iter().cloned().collect();
         role_ids = role_ids.intersection(&roles::expand_implied(&allowed, &edges)).cloned().collect();
@@ -190,7 +190,9 @@ pub async fn build_context(
     }
     let all_roles = roles::all_by_id(pool).await?;
     for id in role_ids {
-        if let Some(role) = all_roles.get(&id) {
+        // Domain-specific roles only imply global ones; Keystone leaves
+        // them out of tokens.
+        if let Some(role) = all_roles.get(&id).filter(|r| r.domain_id.is_none()) {
             ctx.roles.push(role.name.to_lowercase());
             ctx.role_ids.push(id);
         }

@@ -147,8 +147,9 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Maps a database failure to an API error: unique violations become the
-/// given conflict, everything else an internal error whose detail is logged.
+/// Maps a database failure to an internal API error whose detail is logged.
+/// Callers that expect a unique violation check `is_unique_violation` first
+/// and answer 409 with their own message.
 pub fn api_error(error: sqlx::Error) -> oxstack_core::ApiError {
     oxstack_core::ApiError::internal(format!("database error: {error}"))
 }

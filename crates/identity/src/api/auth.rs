@@ -106,14 +106,14 @@ fn unauthorized() -> ApiError {
 }
 
 /// Who the auth methods proved the caller to be.
-struct Authenticated {
-    user_id: String,
-    methods: Vec<String>,
+pub(crate) struct Authenticated {
+    pub user_id: String,
+    pub methods: Vec<String>,
     /// For the `token` method: the audit chain and expiry to keep.
-    parent_audit_id: Option<String>,
-    expires_at: Option<chrono::DateTime<Utc>>,
+    pub parent_audit_id: Option<String>,
+    pub expires_at: Option<chrono::DateTime<Utc>>,
     /// For application credentials: the fixed project and the credential.
-    application_credential: Option<app_creds::ApplicationCredential>,
+    pub application_credential: Option<app_creds::ApplicationCredential>,
 }
 
 async fn issue(
@@ -199,26 +199,32 @@ async fn authenticate(state: &Identity, identity: &Value, methods: &[String]) ->
         let token_id = identity.pointer("/token/id").and_then(Value::as_str).ok_or_else(|| {
             ApiError::bad_request("Invalid input for field 'identity.token.id': the field is required.")
         })?;
-        let (payload, _) = state.tokens.decode(token_id).map_err(Rejection::into_unauthenticated)?;
-        let ctx = token::resolve(state, token_id).await.map_err(Rejection::into_unauthenticated)?;
-        if payload.application_credential_id.is_some() {
-            return Err(ApiError::forbidden("A token made from an application credential cannot be rescoped."));
-        }
-        let mut methods = payload.methods.clone();
-        if !methods.iter().any(|m| m == "token") {
-            methods.push("token".into());
-        }
-        return Ok(Authenticated {
-            user_id: ctx.user_id,
-            methods,
-            parent_audit_id: payload.audit_ids.last().cloned(),
-            expires_at: Some(payload.expires_at),
-            application_credential: None,
-        });
+        return authenticate_token(state, token_id).await;
     }
     Err(ApiError::unauthenticated(format!(
         "Unsupported authentication methods {methods:?}; use password, token or application_credential."
     )))
+}
+
+/// Authenticates with an existing token, keeping its audit chain and its
+/// expiry (a rescoped token never outlives the one it came from).
+pub(crate) async fn authenticate_token(state: &Identity, token_id: &str) -> Result<Authenticated, ApiError> {
+    let (payload, _) = state.tokens.decode(token_id).map_err(Rejection::into_unauthenticated)?;
+    let ctx = token::resolve(state, token_id).await.map_err(Rejection::into_unauthenticated)?;
+    if payload.application_credential_id.is_some() {
+        return Err(ApiError::forbidden("A token made from an application credential cannot be rescoped."));
+    }
+    let mut methods = payload.methods.clone();
+    if !methods.iter().any(|m| m == "token") {
+        methods.push("token".into());
+    }
+    Ok(Authenticated {
+        user_id: ctx.user_id,
+        methods,
+        parent_audit_id: payload.audit_ids.last().cloned(),
+        expires_at: Some(payload.expires_at),
+        application_credential: None,
+    })
 }
 
 async fn find_domain_ref(state: &Identity, domain: &Value) -> Result<Option<domains::Domain>, ApiError> {
@@ -249,7 +255,15 @@ async fn find_user_ref(state: &Identity, user: &Value) -> Result<Option<users::U
 
 async fn check_password(state: &Identity, user_ref: &Value) -> Result<String, ApiError> {
     let password = user_ref.get("password").and_then(Value::as_str).unwrap_or_default();
-    let user = find_user_ref(state, user_ref).await?.ok_or_else(|| {
+    let user = find_user_ref(state, user_ref).await?;
+    verify_password(state, user, password).await
+}
+
+/// Checks `password` for `user` (absent when the name was unknown) and that
+/// the user and its domain are enabled. Every failure is the same 401, so
+/// callers cannot probe which users exist.
+pub(crate) async fn verify_password(state: &Identity, user: Option<users::User>, password: &str) -> Result<String, ApiError> {
+    let user = user.ok_or_else(|| {
         tracing::info!("password auth for unknown user");
         unauthorized()
     })?;
@@ -260,12 +274,9 @@ async fn check_password(state: &Identity, user_ref: &Value) -> Result<String, Ap
         tracing::info!(user_id = %user.id, "wrong password");
         return Err(unauthorized());
     }
-    if !user.enabled {
-        tracing::info!(user_id = %user.id, "password auth for disabled user");
-        return Err(unauthorized());
-    }
     let domain_enabled = domains::get(state.pool(), &user.domain_id).await?.is_some_and(|d| d.enabled);
-    if !domain_enabled {
+    if !user.enabled || !domain_enabled {
+        tracing::info!(user_id = %user.id, "password auth for disabled user or domain");
         return Err(unauthorized());
     }
     Ok(user.id)
@@ -288,7 +299,7 @@ async fn authenticate_application_credential(state: &Identity, body: &Value) -> 
         }
     };
     let credential = credential.ok_or_else(unauthorized)?;
-    if credential.expires_at.is_some_and(|at| at <= Utc::now().timestamp()) {
+    if credential.expires_at_micros.is_some_and(|at| at <= Utc::now().timestamp_micros()) {
         return Err(unauthorized());
     }
     if !state.passwords.verify(&credential.id, secret, &credential.secret_hash).await? {
@@ -344,7 +355,7 @@ async fn resolve_scope(state: &Identity, scope: Option<&Value>, user_id: &str) -
 
 /// With no scope requested, Keystone scopes to the user's default project
 /// when the user has a role there, and issues an unscoped token otherwise.
-async fn default_scope(state: &Identity, user_id: &str) -> Result<TokenScope, ApiError> {
+pub(crate) async fn default_scope(state: &Identity, user_id: &str) -> Result<TokenScope, ApiError> {
     let Some(user) = users::get(state.pool(), user_id).await? else {
         return Ok(TokenScope::Unscoped);
     };

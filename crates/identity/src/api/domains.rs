@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{bool_param, description_schema, list_body, name_schema, opt_str, self_link, tags_schema, QueryMap};
-use crate::db::{domains, projects, users};
+use crate::db::{domains, groups, projects, roles, users};
 use crate::db::domains::Domain;
 use crate::policy::authorize;
 use crate::{Identity, IdentityState};
@@ -142,9 +142,11 @@ async fn remove(State(state): State<IdentityState>, ctx: RequestContext, Path(id
     let pool = state.pool();
     let has_projects = !projects::list(pool, &projects::ProjectFilter { domain_id: Some(id.clone()), ..Default::default() }).await?.is_empty();
     let has_users = !users::list(pool, &users::UserFilter { domain_id: Some(id.clone()), ..Default::default() }).await?.is_empty();
-    if has_projects || has_users {
+    let has_groups = !groups::list(pool, &groups::GroupFilter { domain_id: Some(id.clone()), ..Default::default() }).await?.is_empty();
+    let has_roles = !roles::list(pool, None, Some(&id)).await?.is_empty();
+    if has_projects || has_users || has_groups || has_roles {
         return Err(ApiError::conflict(format!(
-            "Domain {id} still owns projects or users; delete them before the domain."
+            "Domain {id} still owns projects, users, groups or roles; delete them before the domain."
         )));
     }
     domains::delete(pool, &id).await?;

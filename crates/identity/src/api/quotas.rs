@@ -1,4 +1,4 @@
-//! Routes of this resource (being written).
+//! No routes: quotas are served by the compute and network quota APIs, which read `crate::db::quotas`.
 
 use axum::Router;
 

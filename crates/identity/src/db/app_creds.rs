@@ -16,8 +16,9 @@ pub struct ApplicationCredential {
     /// bcrypt hash of the secret.
     pub secret_hash: String,
     pub description: String,
-    /// Unix seconds; `None` never expires.
-    pub expires_at: Option<i64>,
+    /// Microseconds since the unix epoch, the precision Keystone keeps and
+    /// returns; `None` never expires.
+    pub expires_at_micros: Option<i64>,
     pub unrestricted: bool,
     pub role_ids: Vec<String>,
 }
@@ -33,7 +34,7 @@ fn from_row(row: &AnyRow) -> Result<ApplicationCredential, sqlx::Error> {
         project_id: row.try_get("project_id")?,
         secret_hash: row.try_get("secret_hash")?,
         description: row.try_get("description")?,
-        expires_at: row.try_get("expires_at")?,
+        expires_at_micros: row.try_get("expires_at")?,
         unrestricted: row.try_get::<i64, _>("unrestricted")? != 0,
         role_ids: serde_json::from_str(&roles).unwrap_or_default(),
     })
@@ -69,7 +70,7 @@ pub async fn insert(pool: &Pool, credential: &ApplicationCredential) -> Result<(
     .bind(&credential.project_id)
     .bind(&credential.secret_hash)
     .bind(&credential.description)
-    .bind(credential.expires_at)
+    .bind(credential.expires_at_micros)
     .bind(i64::from(credential.unrestricted))
     .bind(serde_json::to_string(&credential.role_ids).unwrap_or_else(|_| "[]".into()))
     .bind(super::now())

@@ -124,6 +124,29 @@ pub async fn exists(pool: &Pool, a: &Assignment) -> Result<bool, ApiError> {
     Ok(row.is_some())
 }
 
+/// Returns the ids of the roles granted to one actor on one target, as
+/// `GET /v3/projects/{p}/users/{u}/roles` lists them.
+pub async fn granted_role_ids(
+    pool: &Pool,
+    kind: AssignmentType,
+    actor_id: &str,
+    target_id: &str,
+    inherited: bool,
+) -> Result<Vec<String>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT role_id FROM assignments WHERE type = $1 AND actor_id = $2 AND target_id = $3 AND inherited = $4
+         ORDER BY role_id",
+    )
+    .bind(kind.as_str())
+    .bind(actor_id)
+    .bind(target_id)
+    .bind(i64::from(inherited))
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    rows.iter().map(|r| r.try_get("role_id")).collect::<Result<_, _>>().map_err(db_error)
+}
+
 /// Lists every assignment, for the `role_assignments` API to filter.
 pub async fn list_all(pool: &Pool) -> Result<Vec<Assignment>, ApiError> {
     let rows = sqlx::query("SELECT type, actor_id, target_id, role_id, inherited FROM assignments ORDER BY type, actor_id, target_id, role_id")
@@ -157,7 +180,7 @@ pub async fn for_actors_on_targets(
     rows.iter().map(from_row).collect::<Result<_, _>>().map_err(db_error)
 }
 
-/// Where a token's roles come from: the scope it is checked against.
+/// The scope a token's roles are computed for.
 #[derive(Clone, Debug)]
 pub enum RoleScope<'a> {
     /// A project, its domain and its ancestors (nearest first), through

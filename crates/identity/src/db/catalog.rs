@@ -215,6 +215,16 @@ pub async fn delete_region(pool: &Pool, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Deletes the regions `ids` in one transaction, in the given order. List
+/// children before their parents: `parent_region_id` is a foreign key.
+pub async fn delete_regions(pool: &Pool, ids: &[String]) -> Result<(), ApiError> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    for id in ids {
+        sqlx::query("DELETE FROM regions WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)
+}
+
 /// Makes sure `service_type` has exactly the given endpoints (one per
 /// interface) in `region`, creating the service, region and endpoints as
 /// needed and correcting URLs that changed. Used at every start, so a

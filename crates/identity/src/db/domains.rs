@@ -83,9 +83,13 @@ pub async fn update(pool: &Pool, domain: &Domain) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Deletes a domain and the role assignments on it.
 pub async fn delete(pool: &Pool, id: &str) -> Result<(), ApiError> {
-    sqlx::query("DELETE FROM domains WHERE id = $1").bind(id).execute(pool).await.map_err(db_error)?;
-    Ok(())
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    for sql in ["DELETE FROM assignments WHERE target_id = $1", "DELETE FROM domains WHERE id = $1"] {
+        sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)
 }
 
 fn conflict_or_internal(error: sqlx::Error, name: &str) -> ApiError {

@@ -36,6 +36,11 @@ pub async fn revoke_user(pool: &Pool, user_id: &str) -> Result<(), ApiError> {
 
 /// True when a token with these audit ids, issued by this user at
 /// `issued_at` (unix seconds), has been revoked.
+///
+/// Token times have whole seconds, so a user revocation covers the tokens
+/// issued before the second it happened in. Tokens issued within that same
+/// second stay valid; otherwise a login straight after a password change
+/// would be refused. Keystone draws the line the same way.
 pub async fn is_revoked(
     pool: &Pool,
     audit_ids: &[String],
@@ -44,7 +49,7 @@ pub async fn is_revoked(
 ) -> Result<bool, ApiError> {
     let sql = format!(
         "SELECT id FROM revocation_events
-         WHERE (user_id = $1 AND issued_before >= $2) OR audit_id IN ({}) LIMIT 1",
+         WHERE (user_id = $1 AND issued_before > $2) OR audit_id IN ({}) LIMIT 1",
         if audit_ids.is_empty() { "NULL".to_owned() } else { placeholders(3, audit_ids.len()) }
     );
     let mut query = sqlx::query(&sql).bind(user_id).bind(issued_at);

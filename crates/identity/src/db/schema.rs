@@ -108,6 +108,7 @@ CREATE TABLE application_credentials (
     project_id TEXT NOT NULL,
     secret_hash TEXT NOT NULL,
     description TEXT NOT NULL DEFAULT '',
+    -- microseconds since the unix epoch
     expires_at BIGINT,
     unrestricted BIGINT NOT NULL,
     roles TEXT NOT NULL,

@@ -1,0 +1,157 @@
+//! The configuration: defaults, then the TOML file, then command-line
+//! options.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use oxstack_identity::IdentityConfig;
+use serde::Deserialize;
+
+use crate::{CommonArgs, UpArgs};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
+
+/// The whole config file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub identity: IdentityConfig,
+}
+
+/// `[server]`: the listener, the data directory and the database.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    /// Log filter for the log file, in `tracing` env-filter syntax
+    /// [default: info].
+    pub log: Option<String>,
+}
+
+impl Config {
+    /// Reads the config file named in `args`, if any, and applies the
+    /// data-directory option.
+    pub fn load(args: &CommonArgs) -> anyhow::Result<Self> {
+        let mut config = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Some(dir) = &args.data_dir {
+            config.server.data_dir = Some(dir.clone());
+        }
+        Ok(config)
+    }
+
+    /// Loads the config for `up`, applying its command-line options.
+    pub fn for_up(args: &UpArgs) -> anyhow::Result<Self> {
+        let mut config = Self::load(&args.common)?;
+        if let Some(listen) = &args.listen {
+            config.server.listen = Some(listen.clone());
+        }
+        if let Some(url) = &args.public_url {
+            config.server.public_url = Some(url.clone());
+        }
+        if let Some(url) = &args.database_url {
+            config.server.database_url = Some(url.clone());
+        }
+        Ok(config)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.server.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    pub fn fernet_key_dir(&self) -> PathBuf {
+        self.identity.fernet_key_repository.clone().unwrap_or_else(|| self.data_dir().join("fernet-keys"))
+    }
+
+    pub fn listen(&self) -> anyhow::Result<SocketAddr> {
+        let text = self.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        text.parse().with_context(|| format!("invalid listen address '{text}'; use ADDR:PORT such as {DEFAULT_LISTEN}"))
+    }
+
+    /// The URL clients use. An unspecified listen address (0.0.0.0) cannot
+    /// be a client URL, so it becomes 127.0.0.1 unless `public_url` is set.
+    pub fn public_url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.server.public_url {
+            return Ok(url.trim_end_matches('/').to_owned());
+        }
+        let listen = self.listen()?;
+        let host = if listen.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else if listen.is_ipv6() {
+            format!("[{}]", listen.ip())
+        } else {
+            listen.ip().to_string()
+        };
+        Ok(format!("http://{host}:{}", listen.port()))
+    }
+
+    pub fn database_url(&self) -> String {
+        self.server
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir().join("oxstack.db").display()))
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if is_root() {
+        return PathBuf::from("/var/lib/oxstack");
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("oxstack")
+}
+
+fn is_root() -> bool {
+    // The owner of /proc/self is the effective user; no libc call needed.
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_are_overridden_by_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("oxstack.toml");
+        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:6000\"\n[identity]\ntoken_expiration = 60\n").unwrap();
+        let mut args = UpArgs::default();
+        args.common.config = Some(file);
+        let config = Config::for_up(&args).unwrap();
+        assert_eq!(config.listen().unwrap().port(), 6000);
+        assert_eq!(config.identity.token_expiration, 60);
+        args.listen = Some("127.0.0.1:7000".into());
+        assert_eq!(Config::for_up(&args).unwrap().listen().unwrap().port(), 7000);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[server]\nlisen = \"x\"\n").unwrap();
+        let args = CommonArgs { config: Some(file), data_dir: None };
+        let error = Config::load(&args).unwrap_err();
+        assert!(format!("{error:#}").contains("lisen"), "{error:#}");
+    }
+
+    #[test]
+    fn unspecified_listen_gives_loopback_url() {
+        let config = Config { server: ServerConfig { listen: Some("0.0.0.0:5000".into()), ..Default::default() }, ..Default::default() };
+        assert_eq!(config.public_url().unwrap(), "http://127.0.0.1:5000");
+    }
+}

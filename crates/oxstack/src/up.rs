@@ -1,0 +1,129 @@
+//! `oxstack up`: the all-in-one cloud in the foreground. It prepares the
+//! data directory, opens (or creates) the database, bootstraps what is
+//! missing, writes the client files and serves until SIGINT or SIGTERM.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use oxstack_core::metrics::Metrics;
+use oxstack_identity::bootstrap::{self, CatalogEntry};
+use oxstack_identity::Identity;
+use oxstack_store::Store;
+
+use crate::config::Config;
+use crate::files;
+use crate::progress::Progress;
+use crate::UpArgs;
+
+pub fn run(args: UpArgs) -> anyhow::Result<()> {
+    let config = Config::for_up(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve(config, args.admin_password))
+}
+
+async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result<()> {
+    let data_dir = config.data_dir();
+    let listen = config.listen()?;
+    let public_url = config.public_url()?;
+    let mut progress = Progress::new(5);
+
+    progress.step("Preparing data directory", async { prepare_data_dir(&data_dir, &config) }).await?;
+
+    let database_url = config.database_url();
+    let store = progress
+        .step("Opening database", async {
+            Store::connect(&database_url).await.context("cannot open the database")
+        })
+        .await?;
+
+    let identity = progress
+        .step("Starting identity service", async {
+            Identity::open(store.clone(), config.identity.clone(), &data_dir, public_url.clone())
+                .await
+                .context("cannot start the identity service")
+        })
+        .await?;
+
+    let password = files::admin_password(&data_dir, given_password.as_deref())?;
+    let bootstrapped = progress
+        .step("Bootstrapping admin, roles and catalog", async {
+            let services = catalog_entries(&public_url);
+            bootstrap::run(&identity, &password, given_password.is_some(), &services)
+                .await
+                .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))
+        })
+        .await?;
+    files::write_client_files(&data_dir, &public_url, &password, &config.identity.region)?;
+
+    let identity = Arc::new(identity);
+    let listener = progress
+        .step(&format!("Listening on {listen}"), async {
+            tokio::net::TcpListener::bind(listen).await.with_context(|| {
+                format!("cannot listen on {listen}; is another oxstack or Keystone running? Choose another port with --listen")
+            })
+        })
+        .await?;
+
+    print_ready(&data_dir, &public_url, bootstrapped.created);
+    tracing::info!(%listen, %public_url, "serving");
+    let app = crate::http::app(identity, Metrics::new());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    store.close().await;
+    println!("oxstack stopped.");
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The services this process serves, as the catalog lists them. Only
+/// services that answer are listed: a catalog entry without a service
+/// behind it breaks client commands that fan out, such as `quota show`.
+fn catalog_entries(public_url: &str) -> Vec<CatalogEntry> {
+    vec![CatalogEntry { service_type: "identity", name: "keystone", url: format!("{public_url}/v3") }]
+}
+
+fn prepare_data_dir(data_dir: &Path, config: &Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let logs = data_dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    init_logging(&logs.join("oxstack.log"), config.server.log.as_deref().unwrap_or("info"))
+}
+
+/// Logs go to DATA_DIR/logs/oxstack.log at the configured level, and
+/// warnings and errors also to the terminal.
+fn init_logging(path: &Path, filter: &str) -> anyhow::Result<()> {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open log file {}", path.display()))?;
+    let writer = std::sync::Mutex::new(file).and(std::io::stderr.with_max_level(tracing::Level::WARN));
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("invalid log filter '{filter}'"))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false).try_init().ok();
+    Ok(())
+}
+
+fn print_ready(data_dir: &Path, public_url: &str, first_start: bool) {
+    let dir = data_dir.display();
+    let state = if first_start { "is ready (first start)" } else { "is ready (resumed)" };
+    println!();
+    println!("OxStack {state} at {public_url}");
+    println!("  Use it:    source {dir}/openrc && openstack token issue");
+    println!("  or:        export OS_CLIENT_CONFIG_FILE={dir}/clouds.yaml OS_CLOUD=oxstack");
+    println!("  Password:  {dir}/admin-password   Logs: {dir}/logs/oxstack.log");
+    println!("  Stop with Ctrl-C.");
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail on Linux");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    println!("\nStopping oxstack …");
+}
