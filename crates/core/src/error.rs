@@ -178,8 +178,12 @@ pub fn render(service: ServiceKind, error: &ApiError, accept: Option<&str>) -> R
                         "code": "placement.undefined_code"}]
         }),
         ServiceKind::Image => {
-            let wants_json = accept.is_some_and(|a| a.contains("json"));
-            if !wants_json {
+            // Glance answers `*/*` with HTML and no Accept with plain text,
+            // which openstacksdk reduces to the bare reason phrase. JSON
+            // carries the message to the operator, so only an explicit
+            // request for text gets text.
+            let wants_text = accept.is_some_and(|a| a.starts_with("text/"));
+            if wants_text {
                 return plain_glance_error(status, reason, &error.message);
             }
             json!({"message": error.message, "code": format!("{code} {reason}"), "title": reason})
@@ -307,7 +311,11 @@ mod tests {
         let error = ApiError::not_found("No image found with ID x");
         let json = render(ServiceKind::Image, &error, Some("application/json"));
         assert_eq!(body_json(json).await["code"], "404 Not Found");
-        let plain = render(ServiceKind::Image, &error, Some("*/*"));
+        for accept in [None, Some(""), Some("*/*")] {
+            let response = render(ServiceKind::Image, &error, accept);
+            assert_eq!(body_json(response).await["message"], "No image found with ID x");
+        }
+        let plain = render(ServiceKind::Image, &error, Some("text/plain"));
         let ctype = plain.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
         assert!(ctype.starts_with("text/plain"), "{ctype}");
     }

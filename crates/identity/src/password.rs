@@ -10,12 +10,15 @@ use sha2::{Digest, Sha256};
 /// Keystone refuses longer passwords; bcrypt itself reads only 72 bytes.
 pub const MAX_PASSWORD_LEN: usize = 4096;
 
+/// user id → (bcrypt hash the password was checked against, keyed digest of
+/// that password).
+type VerifiedCache = Mutex<HashMap<String, (String, [u8; 32])>>;
+
 pub struct PasswordHasher {
     cost: u32,
-    /// user id → (bcrypt hash the password was checked against, keyed digest
-    /// of that password). An entry is valid only while the stored hash is
-    /// unchanged, so a password change invalidates it by itself.
-    verified: Option<Mutex<HashMap<String, (String, [u8; 32])>>>,
+    /// An entry is valid only while the stored hash is unchanged, so a
+    /// password change invalidates it by itself.
+    verified: Option<VerifiedCache>,
     /// Random per-process key, so the digests are useless outside it.
     cache_key: [u8; 32],
 }

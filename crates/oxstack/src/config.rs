@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use oxstack_identity::IdentityConfig;
+use oxstack_image::ImageConfig;
 use serde::Deserialize;
 
 use crate::{CommonArgs, UpArgs};
@@ -18,6 +19,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
 pub struct Config {
     pub server: ServerConfig,
     pub identity: IdentityConfig,
+    pub image: ImageConfig,
 }
 
 /// `[server]`: the listener, the data directory and the database.
@@ -31,6 +33,10 @@ pub struct ServerConfig {
     /// Log filter for the log file, in `tracing` env-filter syntax
     /// [default: info].
     pub log: Option<String>,
+    /// Disk image registered as the public image `oxstack-guest` at start
+    /// [default: tools/guest-image/out/oxstack-guest.qcow2 under the
+    /// current directory, when it has been built].
+    pub guest_image: Option<PathBuf>,
 }
 
 impl Config {
@@ -94,6 +100,17 @@ impl Config {
             listen.ip().to_string()
         };
         Ok(format!("http://{host}:{}", listen.port()))
+    }
+
+    /// The test guest image to register, if there is one.
+    pub fn guest_image(&self) -> Option<PathBuf> {
+        match &self.server.guest_image {
+            Some(path) => Some(path.clone()),
+            None => {
+                let built = PathBuf::from("tools/guest-image/out/oxstack-guest.qcow2");
+                built.is_file().then_some(built)
+            }
+        }
     }
 
     pub fn database_url(&self) -> String {

@@ -8,19 +8,26 @@ use axum::routing::get;
 use axum::Router;
 use oxstack_core::metrics::{self, Metrics};
 use oxstack_core::ServiceKind;
+use oxstack_core::TokenValidator;
+use oxstack_identity::token::LocalValidator;
 use oxstack_identity::Identity;
+use oxstack_image::ImageService;
 
 /// Builds the application served on the listener.
-pub fn app(identity: Arc<Identity>, metrics: Metrics) -> Router {
+pub fn app(identity: Arc<Identity>, images: Arc<ImageService>, metrics: Metrics) -> Router {
     let public_url = identity.public_url.clone();
+    let validator: Arc<dyn TokenValidator> = Arc::new(LocalValidator(identity.clone()));
     let identity_routes = oxstack_identity::api::router(identity)
         .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Identity), metrics::record));
+    let image_routes = oxstack_image::mount(images, validator)
+        .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Image), metrics::record));
     let root = Router::new()
         .route("/", get(move || root_versions(public_url.clone())))
         .route("/metrics", get(metrics::serve))
         .with_state(metrics.clone())
         .layer(axum::middleware::from_fn_with_state((metrics, ServiceKind::Root), metrics::record));
-    root.merge(identity_routes)
+    root.merge(image_routes)
+        .merge(identity_routes)
         .layer(axum::middleware::from_fn(oxstack_core::request_id::assign))
 }
 

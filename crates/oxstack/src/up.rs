@@ -9,6 +9,7 @@ use anyhow::Context;
 use oxstack_core::metrics::Metrics;
 use oxstack_identity::bootstrap::{self, CatalogEntry};
 use oxstack_identity::Identity;
+use oxstack_image::{ImageService, Visibility};
 use oxstack_store::Store;
 
 use crate::config::Config;
@@ -26,7 +27,7 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
     let data_dir = config.data_dir();
     let listen = config.listen()?;
     let public_url = config.public_url()?;
-    let mut progress = Progress::new(5);
+    let mut progress = Progress::new(if config.guest_image().is_some() { 7 } else { 6 });
 
     progress.step("Preparing data directory", async { prepare_data_dir(&data_dir, &config) }).await?;
 
@@ -45,6 +46,14 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
         })
         .await?;
 
+    let images = progress
+        .step("Starting image service", async {
+            ImageService::open(store.clone(), config.image.clone(), &data_dir, public_url.clone())
+                .await
+                .context("cannot start the image service")
+        })
+        .await?;
+
     let password = files::admin_password(&data_dir, given_password.as_deref())?;
     let bootstrapped = progress
         .step("Bootstrapping admin, roles and catalog", async {
@@ -55,6 +64,18 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
         })
         .await?;
     files::write_client_files(&data_dir, &public_url, &password, &config.identity.region)?;
+
+    if let Some(path) = config.guest_image() {
+        let project_id = bootstrapped.admin_project_id.clone();
+        progress
+            .step(&format!("Registering test guest image {}", path.display()), async {
+                images
+                    .register_image(&path, GUEST_IMAGE_NAME, "qcow2", &project_id, Visibility::Public)
+                    .await
+                    .with_context(|| format!("cannot register the guest image {}", path.display()))
+            })
+            .await?;
+    }
 
     let identity = Arc::new(identity);
     let listener = progress
@@ -67,7 +88,7 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
 
     print_ready(&data_dir, &public_url, bootstrapped.created);
     tracing::info!(%listen, %public_url, "serving");
-    let app = crate::http::app(identity, Metrics::new());
+    let app = crate::http::app(identity, Arc::new(images), Metrics::new());
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     store.close().await;
     println!("oxstack stopped.");
@@ -79,8 +100,14 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
 /// services that answer are listed: a catalog entry without a service
 /// behind it breaks client commands that fan out, such as `quota show`.
 fn catalog_entries(public_url: &str) -> Vec<CatalogEntry> {
-    vec![CatalogEntry { service_type: "identity", name: "keystone", url: format!("{public_url}/v3") }]
+    vec![
+        CatalogEntry { service_type: "identity", name: "keystone", url: format!("{public_url}/v3") },
+        CatalogEntry { service_type: "image", name: "glance", url: format!("{public_url}/image") },
+    ]
 }
+
+/// The name the test guest image is registered under.
+pub const GUEST_IMAGE_NAME: &str = "oxstack-guest";
 
 fn prepare_data_dir(data_dir: &Path, config: &Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)

@@ -9,8 +9,8 @@ use oxstack_core::{body_schema, ApiError, RequestContext};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{bool_param, description_schema, list_body, name_schema, opt_str, self_link, tags_schema, QueryMap};
-use crate::db::{domains, groups, projects, roles, users};
+use super::{bool_param, description_schema, list_body, short_name_schema, opt_str, self_link, tags_schema, QueryMap};
+use crate::db::{domains, revocations, users};
 use crate::db::domains::Domain;
 use crate::policy::authorize;
 use crate::{Identity, IdentityState};
@@ -44,7 +44,7 @@ body_schema!(DomainBody, json!({
     "properties": {"domain": {
         "type": "object",
         "properties": {
-            "name": name_schema(),
+            "name": short_name_schema(),
             "description": description_schema(),
             "enabled": {"type": "boolean"},
             "tags": tags_schema(),
@@ -140,16 +140,13 @@ async fn remove(State(state): State<IdentityState>, ctx: RequestContext, Path(id
         )));
     }
     let pool = state.pool();
-    let has_projects = !projects::list(pool, &projects::ProjectFilter { domain_id: Some(id.clone()), ..Default::default() }).await?.is_empty();
-    let has_users = !users::list(pool, &users::UserFilter { domain_id: Some(id.clone()), ..Default::default() }).await?.is_empty();
-    let has_groups = !groups::list(pool, &groups::GroupFilter { domain_id: Some(id.clone()), ..Default::default() }).await?.is_empty();
-    let has_roles = !roles::list(pool, None, Some(&id)).await?.is_empty();
-    if has_projects || has_users || has_groups || has_roles {
-        return Err(ApiError::conflict(format!(
-            "Domain {id} still owns projects, users, groups or roles; delete them before the domain."
-        )));
-    }
+    let users = users::list(pool, &users::UserFilter { domain_id: Some(id.clone()), ..Default::default() }).await?;
     domains::delete(pool, &id).await?;
+    // Tokens of the deleted users already fail validation; the events
+    // keep them failing should a user with the same id ever return.
+    for user in users {
+        revocations::revoke_user(pool, &user.id).await?;
+    }
     tracing::info!(domain_id = %id, "deleted domain");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -111,6 +111,12 @@ pub fn name_schema() -> Value {
     oxstack_core::validate::name_schema().clone()
 }
 
+/// The JSON schema fragment for project and domain names, which Keystone
+/// limits to 64 characters.
+pub fn short_name_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 64})
+}
+
 /// The JSON schema fragment for a resource id in a body.
 pub fn id_schema() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 64})

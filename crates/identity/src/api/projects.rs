@@ -9,7 +9,7 @@ use oxstack_core::{body_schema, ApiError, RequestContext};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{bool_param, description_schema, list_body, name_schema, opt_str, self_link, tags_schema, QueryMap};
+use super::{bool_param, description_schema, list_body, short_name_schema, opt_str, self_link, tags_schema, QueryMap};
 use crate::db::projects::{self, Project, ProjectFilter};
 use crate::policy::authorize;
 use crate::{Identity, IdentityState};
@@ -49,7 +49,7 @@ body_schema!(ProjectBody, json!({
     "properties": {"project": {
         "type": "object",
         "properties": {
-            "name": name_schema(),
+            "name": short_name_schema(),
             "description": description_schema(),
             "domain_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 64},
             "parent_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 64},

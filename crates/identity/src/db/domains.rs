@@ -83,10 +83,32 @@ pub async fn update(pool: &Pool, domain: &Domain) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Deletes a domain and the role assignments on it.
+/// Deletes a domain with everything it owns, in one transaction: its
+/// projects, users, groups and domain-specific roles, every role
+/// assignment on or by them, and the quotas of its projects. Keystone
+/// deletes a disabled domain's content the same way.
 pub async fn delete(pool: &Pool, id: &str) -> Result<(), ApiError> {
     let mut tx = pool.begin().await.map_err(db_error)?;
-    for sql in ["DELETE FROM assignments WHERE target_id = $1", "DELETE FROM domains WHERE id = $1"] {
+    for sql in [
+        "DELETE FROM assignments WHERE target_id IN (SELECT id FROM projects WHERE domain_id = $1)",
+        "DELETE FROM project_quotas WHERE project_id IN (SELECT id FROM projects WHERE domain_id = $1)",
+        "DELETE FROM assignments WHERE actor_id IN (SELECT id FROM users WHERE domain_id = $1)",
+        "DELETE FROM assignments WHERE actor_id IN (SELECT id FROM identity_groups WHERE domain_id = $1)",
+        "DELETE FROM assignments WHERE role_id IN (SELECT id FROM roles WHERE domain_id = $1)",
+        "DELETE FROM assignments WHERE target_id = $1",
+        "DELETE FROM implied_roles WHERE prior_role_id IN (SELECT id FROM roles WHERE domain_id = $1) \
+         OR implied_role_id IN (SELECT id FROM roles WHERE domain_id = $1)",
+        "DELETE FROM roles WHERE domain_id = $1",
+        "DELETE FROM group_members WHERE group_id IN (SELECT id FROM identity_groups WHERE domain_id = $1)",
+        "DELETE FROM identity_groups WHERE domain_id = $1",
+        "DELETE FROM application_credentials WHERE user_id IN (SELECT id FROM users WHERE domain_id = $1)",
+        "DELETE FROM group_members WHERE user_id IN (SELECT id FROM users WHERE domain_id = $1)",
+        "DELETE FROM users WHERE domain_id = $1",
+        // Children before parents keeps the parent_id reference valid.
+        "UPDATE projects SET parent_id = NULL WHERE domain_id = $1",
+        "DELETE FROM projects WHERE domain_id = $1",
+        "DELETE FROM domains WHERE id = $1",
+    ] {
         sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_error)?;
     }
     tx.commit().await.map_err(db_error)

@@ -111,7 +111,7 @@ pub async fn insert(pool: &Pool, user: &User) -> Result<(), ApiError> {
     .bind(user.password_changed_at)
     .execute(pool)
     .await
-    .map_err(|e| conflict_or_internal(e, &user.name))?;
+    .map_err(|e| conflict_or_internal(e, &user.name, &user.domain_id))?;
     Ok(())
 }
 
@@ -133,7 +133,7 @@ pub async fn update(pool: &Pool, user: &User) -> Result<(), ApiError> {
     .bind(user.password_changed_at)
     .execute(pool)
     .await
-    .map_err(|e| conflict_or_internal(e, &user.name))?;
+    .map_err(|e| conflict_or_internal(e, &user.name, &user.domain_id))?;
     Ok(())
 }
 
@@ -151,11 +151,11 @@ pub async fn delete(pool: &Pool, id: &str) -> Result<(), ApiError> {
     tx.commit().await.map_err(db_error)
 }
 
-fn conflict_or_internal(error: sqlx::Error, name: &str) -> ApiError {
+fn conflict_or_internal(error: sqlx::Error, name: &str, domain_id: &str) -> ApiError {
     if oxstack_store::is_unique_violation(&error) {
         return ApiError::conflict(format!(
             "Conflict occurred attempting to store user - Duplicate entry found with name {name} \
-             at domain ID; choose another name."
+             at domain ID {domain_id}; choose another name."
         ));
     }
     db_error(error)

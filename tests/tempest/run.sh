@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Runs Tempest's identity API tests against a fresh `oxstack up`.
+#
+# It starts oxstack on a free loopback port with its own data directory and a
+# known admin password, writes tempest.conf from tempest.conf.in, runs
+# `tempest run --regex '^tempest\.api\.identity'`, and compares the failures
+# with identity-known-failures.txt. The exit status is non-zero only when a
+# test fails that is not listed there (or when nothing could run).
+#
+# Usage: tests/tempest/run.sh
+#   OXSTACK_BIN          oxstack binary [default: REPO/target/debug/oxstack]
+#   OXSTACK_VENV         venv with tempest, from tests/setup-python.sh [default: REPO/.venv]
+#   TEMPEST_WORKDIR      results, logs and the server's data [default: REPO/target/tempest-identity];
+#                        emptied at the start
+#   TEMPEST_REGEX        test selection [default: ^tempest\.api\.identity]
+#   TEMPEST_CONCURRENCY  parallel test workers [default: 2]
+#   TEMPEST_COUNTS_FILE  if set, receives "passed new_failed skipped known_failed"
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+oxstack="${OXSTACK_BIN:-$repo/target/debug/oxstack}"
+venv="${OXSTACK_VENV:-$repo/.venv}"
+work="${TEMPEST_WORKDIR:-$repo/target/tempest-identity}"
+regex="${TEMPEST_REGEX:-^tempest\.api\.identity}"
+concurrency="${TEMPEST_CONCURRENCY:-2}"
+known_failures="$here/identity-known-failures.txt"
+
+for tool in "$oxstack" "$venv/bin/tempest" "$venv/bin/stestr" "$venv/bin/python"; do
+    if [[ ! -x "$tool" ]]; then
+        echo "tempest: $tool is missing. Run 'cargo build -p oxstack' and tests/setup-python.sh first." >&2
+        exit 1
+    fi
+done
+
+rm -rf "$work"
+mkdir -p "$work"
+data_dir="$work/oxstack-data"
+workspace="$work/workspace"
+admin_password="tempest-admin-$RANDOM$RANDOM"
+
+# Ask the kernel for a free port. Another process could take it before
+# oxstack binds, and then oxstack exits with "cannot listen" and this run fails.
+port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+base_url="http://127.0.0.1:$port"
+
+server_pid=""
+stop_server() {
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid"
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    server_pid=""
+}
+trap stop_server EXIT
+
+echo "tempest: starting $oxstack on $base_url (data in $data_dir)"
+"$oxstack" up --data-dir "$data_dir" --listen "127.0.0.1:$port" --admin-password "$admin_password" \
+    > "$work/oxstack-stdout.log" 2>&1 &
+server_pid=$!
+
+for _ in $(seq 1 300); do
+    if curl -fs -o /dev/null "$base_url/v3"; then
+        break
+    fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        echo "tempest: oxstack exited before GET /v3 returned 200. Its output:" >&2
+        cat "$work/oxstack-stdout.log" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
+if ! curl -fsS -o /dev/null "$base_url/v3"; then
+    echo "tempest: GET $base_url/v3 timed out after 60 s. See $data_dir/logs/oxstack.log" >&2
+    exit 1
+fi
+
+"$venv/bin/tempest" init --workspace-path "$work/workspace.yaml" --name oxstack-identity "$workspace" > /dev/null
+mkdir -p "$workspace/logs"
+sed -e "s|@IDENTITY_URI_V3@|$base_url/v3|" \
+    -e "s|@ADMIN_PASSWORD@|$admin_password|" \
+    -e "s|@LOG_DIR@|$workspace/logs|" \
+    "$here/tempest.conf.in" > "$workspace/etc/tempest.conf"
+
+echo "tempest: running '$regex' with concurrency $concurrency (log: $workspace/logs/tempest.log)"
+started=$SECONDS
+# Tempest exits non-zero when any test fails, so summarize.py decides the result instead.
+(cd "$workspace" && "$venv/bin/tempest" run --workspace-path "$work/workspace.yaml" \
+    --regex "$regex" --concurrency "$concurrency") > "$work/tempest-run.log" 2>&1 || true
+echo "tempest: finished in $((SECONDS - started)) s; full output in $work/tempest-run.log"
+tail -n 12 "$work/tempest-run.log"
+
+stop_server
+
+(cd "$workspace" && "$venv/bin/stestr" last --subunit) > "$work/results.subunit" || true
+counts_args=()
+if [[ -n "${TEMPEST_COUNTS_FILE:-}" ]]; then
+    counts_args=(--counts "$TEMPEST_COUNTS_FILE")
+fi
+"$venv/bin/python" "$here/summarize.py" "$work/results.subunit" "$known_failures" "${counts_args[@]}"
