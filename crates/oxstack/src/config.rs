@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use oxstack_identity::IdentityConfig;
 use oxstack_image::ImageConfig;
+use oxstack_network::NetworkConfig;
 use serde::Deserialize;
 
 use crate::{CommonArgs, UpArgs};
@@ -20,6 +21,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub identity: IdentityConfig,
     pub image: ImageConfig,
+    pub network: NetworkConfig,
 }
 
 /// `[server]`: the listener, the data directory and the database.

@@ -12,21 +12,25 @@ use oxstack_core::TokenValidator;
 use oxstack_identity::token::LocalValidator;
 use oxstack_identity::Identity;
 use oxstack_image::ImageService;
+use oxstack_network::NetworkService;
 
 /// Builds the application served on the listener.
-pub fn app(identity: Arc<Identity>, images: Arc<ImageService>, metrics: Metrics) -> Router {
+pub fn app(identity: Arc<Identity>, images: Arc<ImageService>, networks: Arc<NetworkService>, metrics: Metrics) -> Router {
     let public_url = identity.public_url.clone();
     let validator: Arc<dyn TokenValidator> = Arc::new(LocalValidator(identity.clone()));
     let identity_routes = oxstack_identity::api::router(identity)
         .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Identity), metrics::record));
-    let image_routes = oxstack_image::mount(images, validator)
+    let image_routes = oxstack_image::mount(images, validator.clone())
         .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Image), metrics::record));
+    let network_routes = oxstack_network::mount(networks, validator)
+        .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Network), metrics::record));
     let root = Router::new()
         .route("/", get(move || root_versions(public_url.clone())))
         .route("/metrics", get(metrics::serve))
         .with_state(metrics.clone())
         .layer(axum::middleware::from_fn_with_state((metrics, ServiceKind::Root), metrics::record));
     root.merge(image_routes)
+        .merge(network_routes)
         .merge(identity_routes)
         .layer(axum::middleware::from_fn(oxstack_core::request_id::assign))
 }

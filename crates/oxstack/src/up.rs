@@ -10,6 +10,7 @@ use oxstack_core::metrics::Metrics;
 use oxstack_identity::bootstrap::{self, CatalogEntry};
 use oxstack_identity::Identity;
 use oxstack_image::{ImageService, Visibility};
+use oxstack_network::NetworkService;
 use oxstack_store::Store;
 
 use crate::config::Config;
@@ -27,7 +28,7 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
     let data_dir = config.data_dir();
     let listen = config.listen()?;
     let public_url = config.public_url()?;
-    let mut progress = Progress::new(if config.guest_image().is_some() { 7 } else { 6 });
+    let mut progress = Progress::new(if config.guest_image().is_some() { 8 } else { 7 });
 
     progress.step("Preparing data directory", async { prepare_data_dir(&data_dir, &config) }).await?;
 
@@ -51,6 +52,14 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
             ImageService::open(store.clone(), config.image.clone(), &data_dir, public_url.clone())
                 .await
                 .context("cannot start the image service")
+        })
+        .await?;
+
+    let networks = progress
+        .step("Starting network service", async {
+            NetworkService::open(store.clone(), config.network.clone(), public_url.clone())
+                .await
+                .context("cannot start the network service")
         })
         .await?;
 
@@ -88,7 +97,7 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
 
     print_ready(&data_dir, &public_url, bootstrapped.created);
     tracing::info!(%listen, %public_url, "serving");
-    let app = crate::http::app(identity, Arc::new(images), Metrics::new());
+    let app = crate::http::app(identity, Arc::new(images), Arc::new(networks), Metrics::new());
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     store.close().await;
     println!("oxstack stopped.");
@@ -103,6 +112,8 @@ fn catalog_entries(public_url: &str) -> Vec<CatalogEntry> {
     vec![
         CatalogEntry { service_type: "identity", name: "keystone", url: format!("{public_url}/v3") },
         CatalogEntry { service_type: "image", name: "glance", url: format!("{public_url}/image") },
+        // Networks and subnets only so far; clients append /v2.0 themselves.
+        CatalogEntry { service_type: "network", name: "neutron", url: format!("{public_url}/networking") },
     ]
 }
 

@@ -1,0 +1,127 @@
+//! `/v2.0/extensions`: the API extensions this service honours. Clients
+//! probe them (OSC requests `external-gateway-multihoming` before setting a
+//! router gateway), so only what is implemented is listed.
+
+use axum::extract::Path;
+use axum::routing::get;
+use axum::{Json, Router};
+use oxstack_core::{ApiError, RequestContext};
+use serde_json::{json, Value};
+
+use super::NetworkState;
+
+/// One extension: alias, name, description, and the date Neutron gives as
+/// its `updated`.
+struct Extension {
+    alias: &'static str,
+    name: &'static str,
+    description: &'static str,
+    updated: &'static str,
+}
+
+const EXTENSIONS: &[Extension] = &[
+    Extension {
+        alias: "external-net",
+        name: "Neutron external network",
+        description: "Adds the router:external attribute to networks.",
+        updated: "2013-01-14T10:00:00-00:00",
+    },
+    Extension {
+        alias: "provider",
+        name: "Provider Network",
+        description:
+            "Exposes the network type, physical network and segmentation id of networks to admins.",
+        updated: "2012-09-07T10:00:00-00:00",
+    },
+    Extension {
+        alias: "net-mtu",
+        name: "Network MTU",
+        description: "Provides the MTU attribute of networks.",
+        updated: "2015-03-25T10:00:00-00:00",
+    },
+    Extension {
+        alias: "net-mtu-writable",
+        name: "Network MTU (writable)",
+        description: "Lets the MTU of a network be set on create and update.",
+        updated: "2017-07-12T00:00:00-00:00",
+    },
+    Extension {
+        alias: "standard-attr-description",
+        name: "standard-attr-description",
+        description: "Adds a description field to every resource.",
+        updated: "2016-02-10T10:00:00-00:00",
+    },
+    Extension {
+        alias: "standard-attr-revisions",
+        name: "Resource revision numbers",
+        description: "Adds a revision_number that increases on every change of a resource.",
+        updated: "2016-04-11T10:00:00-00:00",
+    },
+    Extension {
+        alias: "standard-attr-tag",
+        name: "Tag support for resources with standard attribute",
+        description: "Lets tags be set on networks and subnets through /{collection}/{id}/tags.",
+        updated: "2017-01-01T00:00:00-00:00",
+    },
+    Extension {
+        alias: "standard-attr-timestamp",
+        name: "Resource timestamps",
+        description: "Adds created_at and updated_at fields to every resource.",
+        updated: "2016-09-12T10:00:00-00:00",
+    },
+    Extension {
+        alias: "project-id",
+        name: "project_id field enabled",
+        description: "Every resource carries project_id beside tenant_id.",
+        updated: "2016-09-09T09:09:09-09:09",
+    },
+    Extension {
+        alias: "pagination",
+        name: "Pagination support",
+        description: "Lists accept limit and marker and return next and previous links.",
+        updated: "2016-06-12T00:00:00-00:00",
+    },
+    Extension {
+        alias: "sorting",
+        name: "Sorting support",
+        description: "Lists accept sort_key and sort_dir.",
+        updated: "2016-06-12T00:00:00-00:00",
+    },
+];
+
+pub fn routes() -> Router<NetworkState> {
+    Router::new()
+        .route("/v2.0/extensions", get(list))
+        .route("/v2.0/extensions/{alias}", get(show))
+}
+
+fn render(extension: &Extension) -> Value {
+    json!({
+        "alias": extension.alias,
+        "name": extension.name,
+        "description": extension.description,
+        "updated": extension.updated,
+        "links": [],
+    })
+}
+
+/// Returns whether an extension with `alias` is served.
+pub fn is_supported(alias: &str) -> bool {
+    EXTENSIONS.iter().any(|extension| extension.alias == alias)
+}
+
+async fn list(_ctx: RequestContext) -> Json<Value> {
+    let extensions: Vec<Value> = EXTENSIONS.iter().map(render).collect();
+    Json(json!({ "extensions": extensions }))
+}
+
+async fn show(_ctx: RequestContext, Path(alias): Path<String>) -> Result<Json<Value>, ApiError> {
+    let extension = EXTENSIONS
+        .iter()
+        .find(|extension| extension.alias == alias)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Extension with alias {alias} does not exist"))
+                .with_type("HTTPNotFound")
+        })?;
+    Ok(Json(json!({ "extension": render(extension) })))
+}

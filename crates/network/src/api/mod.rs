@@ -1,0 +1,72 @@
+//! The Networking v2.0 HTTP API: one module per resource. Paths are
+//! relative to the network endpoint root; the binary nests this router
+//! under `/networking`.
+
+pub mod body;
+pub mod discovery;
+pub mod extensions;
+pub mod networks;
+pub mod query;
+pub mod subnet_input;
+pub mod subnets;
+pub mod tags;
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::Router;
+use oxstack_core::{ApiError, RequestContext, ServiceKind, TokenValidator};
+
+use crate::policy::Caller;
+use crate::NetworkService;
+
+/// Shared handle passed to every handler.
+pub type NetworkState = Arc<NetworkService>;
+
+/// Builds the network routes with token authentication and Neutron's error
+/// bodies (`{"NeutronError": {"type", "message", "detail"}}`).
+pub fn router(state: NetworkState, validator: Arc<dyn TokenValidator>) -> Router {
+    Router::new()
+        .merge(discovery::routes())
+        .merge(extensions::routes())
+        .merge(networks::routes())
+        .merge(subnets::routes())
+        .merge(tags::routes())
+        .fallback(|| async { ApiError::not_found("The resource could not be found.") })
+        .with_state(state)
+        .layer(axum::middleware::from_fn(move |request, next| {
+            oxstack_core::context::authenticate(validator.clone(), request, next)
+        }))
+        .layer(axum::middleware::from_fn(|request, next| {
+            oxstack_core::error::render_errors(ServiceKind::Network, request, next)
+        }))
+}
+
+/// Returns the network API mounted at `/networking`, for the binary to
+/// merge into its application. It adds `/networking/` beside
+/// `nest("/networking", …)`, because axum 0.8's `nest` does not match the
+/// trailing slash.
+pub fn mount(state: NetworkState, validator: Arc<dyn TokenValidator>) -> Router {
+    let public_url = state.public_url.clone();
+    Router::new()
+        .route(
+            "/networking/",
+            axum::routing::get(move || discovery::versions(public_url.clone())),
+        )
+        .nest("/networking", router(state, validator))
+}
+
+impl FromRequestParts<NetworkState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &NetworkState) -> Result<Self, ApiError> {
+        let ctx = RequestContext::from_request_parts(parts, state).await?;
+        Ok(Caller::new(&state.policy, &ctx))
+    }
+}
+
+/// Maps a database failure to a logged 500.
+pub(crate) fn db_error(error: sqlx::Error) -> ApiError {
+    oxstack_store::api_error(error)
+}

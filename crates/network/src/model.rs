@@ -1,0 +1,165 @@
+//! The network service's resources as stored, apart from their JSON shapes.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::ipam::IpRange;
+
+/// The transport of a network's traffic between hosts (`provider:network_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetworkType {
+    Vxlan,
+    Vlan,
+    Flat,
+}
+
+impl NetworkType {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "vxlan" => Some(NetworkType::Vxlan),
+            "vlan" => Some(NetworkType::Vlan),
+            "flat" => Some(NetworkType::Flat),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkType::Vxlan => "vxlan",
+            NetworkType::Vlan => "vlan",
+            NetworkType::Flat => "flat",
+        }
+    }
+}
+
+impl fmt::Display for NetworkType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The provider attributes of a network: its one segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub network_type: NetworkType,
+    pub physical_network: Option<String>,
+    pub segmentation_id: Option<i64>,
+}
+
+impl Segment {
+    /// Returns the key that the database keeps unique, so two networks
+    /// never share a VNI, a VLAN on one physical network, or a flat
+    /// physical network.
+    pub fn unique_key(&self) -> String {
+        let physical = self.physical_network.as_deref().unwrap_or("");
+        let id = self
+            .segmentation_id
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        format!("{}:{physical}:{id}", self.network_type)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub id: NetworkId,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub description: String,
+    pub admin_state_up: bool,
+    pub shared: bool,
+    /// `router:external`: floating IPs and router gateways come from it.
+    pub external: bool,
+    pub mtu: i64,
+    pub segment: Segment,
+    pub port_security_enabled: bool,
+    pub is_default: bool,
+    pub availability_zone_hints: Vec<String>,
+    pub tags: Vec<String>,
+    pub revision_number: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A static route handed to instances by DHCP (`host_routes`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    pub destination: String,
+    pub nexthop: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Subnet {
+    pub id: SubnetId,
+    pub project_id: ProjectId,
+    pub network_id: NetworkId,
+    pub name: String,
+    pub description: String,
+    pub ip_version: u8,
+    pub cidr: IpNet,
+    pub gateway_ip: Option<IpAddr>,
+    pub allocation_pools: Vec<IpRange>,
+    pub enable_dhcp: bool,
+    pub dns_nameservers: Vec<String>,
+    pub host_routes: Vec<HostRoute>,
+    pub ipv6_ra_mode: Option<String>,
+    pub ipv6_address_mode: Option<String>,
+    pub tags: Vec<String>,
+    pub revision_number: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Declares a string identifier type, so ids of different resources cannot
+/// be mixed up across module boundaries.
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(id: impl Into<String>) -> Self {
+                $name(id.into())
+            }
+
+            /// Returns a new random UUID, the form Neutron gives its ids.
+            pub fn generate() -> Self {
+                $name(uuid::Uuid::new_v4().to_string())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// The id of a network.
+    NetworkId
+);
+string_id!(
+    /// The id of a subnet.
+    SubnetId
+);
+string_id!(
+    /// The id of a Keystone project, the owner of a resource.
+    ProjectId
+);
+
+/// Returns the current time in unix seconds.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
