@@ -1,30 +1,36 @@
 #!/usr/bin/env bash
-# Runs Tempest's identity API tests against a fresh `oxstack up`.
+# Runs Tempest's identity and image API tests against one fresh `oxstack up`.
 #
 # It starts oxstack on a free loopback port with its own data directory and a
 # known admin password, writes tempest.conf from tempest.conf.in, runs
-# `tempest run --regex '^tempest\.api\.identity'`, and compares the failures
-# with identity-known-failures.txt. The exit status is non-zero only when a
-# test fails that is not listed there (or when nothing could run).
+# `tempest run --regex '^tempest\.api\.(identity|image)'` once, and compares
+# the failures of each service with its known-failures list
+# (identity-known-failures.txt, image-known-failures.txt). The exit status is
+# non-zero only when a test fails that is not listed there (or when nothing
+# could run).
+#
+# The server runs in the current directory, so started from the repository
+# root it registers tools/guest-image/out/oxstack-guest.qcow2 as the public
+# image oxstack-guest when that file exists.
 #
 # Usage: tests/tempest/run.sh
 #   OXSTACK_BIN          oxstack binary [default: REPO/target/debug/oxstack]
 #   OXSTACK_VENV         venv with tempest, from tests/setup-python.sh [default: REPO/.venv]
-#   TEMPEST_WORKDIR      results, logs and the server's data [default: REPO/target/tempest-identity];
+#   TEMPEST_WORKDIR      results, logs and the server's data [default: REPO/target/tempest];
 #                        emptied at the start
-#   TEMPEST_REGEX        test selection [default: ^tempest\.api\.identity]
+#   TEMPEST_REGEX        test selection [default: ^tempest\.api\.(identity|image)]
 #   TEMPEST_CONCURRENCY  parallel test workers [default: 2]
-#   TEMPEST_COUNTS_FILE  if set, receives "passed new_failed skipped known_failed"
+#   TEMPEST_COUNTS_DIR   if set, receives identity.txt and image.txt, each with
+#                        "passed new_failed skipped known_failed"
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 oxstack="${OXSTACK_BIN:-$repo/target/debug/oxstack}"
 venv="${OXSTACK_VENV:-$repo/.venv}"
-work="${TEMPEST_WORKDIR:-$repo/target/tempest-identity}"
-regex="${TEMPEST_REGEX:-^tempest\.api\.identity}"
+work="${TEMPEST_WORKDIR:-$repo/target/tempest}"
+regex="${TEMPEST_REGEX:-^tempest\.api\.(identity|image)}"
 concurrency="${TEMPEST_CONCURRENCY:-2}"
-known_failures="$here/identity-known-failures.txt"
 
 for tool in "$oxstack" "$venv/bin/tempest" "$venv/bin/stestr" "$venv/bin/python"; do
     if [[ ! -x "$tool" ]]; then
@@ -39,9 +45,16 @@ data_dir="$work/oxstack-data"
 workspace="$work/workspace"
 admin_password="tempest-admin-$RANDOM$RANDOM"
 
-# Ask the kernel for a free port. Another process could take it before
-# oxstack binds, and then oxstack exits with "cannot listen" and this run fails.
-port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# Ask the kernel for free ports. Another process could take one before
+# oxstack binds, and then oxstack exits with "cannot listen" and this run
+# fails. Nothing listens on the second port, which tempest.conf uses in the
+# http_image URL.
+read -r port unused_port < <("$venv/bin/python" -c '
+import socket
+sockets = [socket.socket() for _ in range(2)]
+for s in sockets:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in sockets))')
 base_url="http://127.0.0.1:$port"
 
 server_pid=""
@@ -75,11 +88,12 @@ if ! curl -fsS -o /dev/null "$base_url/v3"; then
     exit 1
 fi
 
-"$venv/bin/tempest" init --workspace-path "$work/workspace.yaml" --name oxstack-identity "$workspace" > /dev/null
+"$venv/bin/tempest" init --workspace-path "$work/workspace.yaml" --name oxstack "$workspace" > /dev/null
 mkdir -p "$workspace/logs"
 sed -e "s|@IDENTITY_URI_V3@|$base_url/v3|" \
     -e "s|@ADMIN_PASSWORD@|$admin_password|" \
     -e "s|@LOG_DIR@|$workspace/logs|" \
+    -e "s|@UNUSED_HTTP_URL@|http://127.0.0.1:$unused_port|" \
     "$here/tempest.conf.in" > "$workspace/etc/tempest.conf"
 
 echo "tempest: running '$regex' with concurrency $concurrency (log: $workspace/logs/tempest.log)"
@@ -93,8 +107,22 @@ tail -n 12 "$work/tempest-run.log"
 stop_server
 
 (cd "$workspace" && "$venv/bin/stestr" last --subunit) > "$work/results.subunit" || true
-counts_args=()
-if [[ -n "${TEMPEST_COUNTS_FILE:-}" ]]; then
-    counts_args=(--counts "$TEMPEST_COUNTS_FILE")
+# Each service's failures are judged against its own list. A custom
+# TEMPEST_REGEX may select one service only, so an empty selection passes then.
+empty_args=()
+if [[ -n "${TEMPEST_REGEX:-}" ]]; then
+    empty_args=(--allow-empty)
 fi
-"$venv/bin/python" "$here/summarize.py" "$work/results.subunit" "$known_failures" "${counts_args[@]}"
+status=0
+for service in identity image; do
+    echo
+    echo "tempest: $service results"
+    counts_args=()
+    if [[ -n "${TEMPEST_COUNTS_DIR:-}" ]]; then
+        mkdir -p "$TEMPEST_COUNTS_DIR"
+        counts_args=(--counts "$TEMPEST_COUNTS_DIR/$service.txt")
+    fi
+    "$venv/bin/python" "$here/summarize.py" "$work/results.subunit" "$here/$service-known-failures.txt" \
+        --prefix "tempest.api.$service." "${empty_args[@]}" "${counts_args[@]}" || status=1
+done
+exit $status

@@ -1,15 +1,17 @@
 """Summarize a Tempest subunit v2 stream against a list of known failures.
 
-Usage: summarize.py RESULTS.subunit KNOWN_FAILURES.txt [--counts FILE]
+Usage: summarize.py RESULTS.subunit KNOWN_FAILURES.txt [--prefix PREFIX] [--allow-empty] [--counts FILE]
 
 Prints pass/fail/skip counts, the skip reasons, and every failing test with
 its last rejected request and the end of its traceback. A failure is "known" when the test id (its
 `[id-…]` attributes removed) equals an entry of the known-failures file, or
 when an entry names its module or class. Each entry needs a `# reason`.
+With `--prefix`, only tests whose id (or fixture class) starts with PREFIX
+count, so one run's results can be judged per service.
 
 Exit status: 0 when tests ran and every failure is known, 1 when a test
-failed that is not listed or no test ran, 2 when the known-failures file is
-invalid.
+failed that is not listed or no test ran (unless `--allow-empty`), 2 when the
+known-failures file is invalid.
 """
 
 import argparse
@@ -116,6 +118,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", help="subunit v2 file, for example from `stestr last --subunit`")
     parser.add_argument("known_failures", help="known-failures list, one test id per line with a # reason")
+    parser.add_argument("--prefix", default="", help="only judge tests whose id starts with this, e.g. tempest.api.image.")
+    parser.add_argument("--allow-empty", action="store_true", help="exit 0 when no test matches the prefix")
     parser.add_argument("--counts", help="also write 'passed new_failed skipped known_failed' to this file")
     args = parser.parse_args()
 
@@ -125,7 +129,11 @@ def main():
         print(f"tempest summary: {error}", file=sys.stderr)
         return 2
 
-    results = read_results(args.results)
+    results = {
+        test_id: test
+        for test_id, test in read_results(args.results).items()
+        if normalize(test_id).startswith(args.prefix)
+    }
     by_status = collections.defaultdict(list)
     for test_id, test in sorted(results.items()):
         by_status[test["status"]].append(test)
@@ -157,16 +165,18 @@ def main():
         for test in new_failed:
             print(f"  {test['id']}\n      {describe_failure(test)}")
 
+    label = f"Tempest {args.prefix.rstrip('.')}" if args.prefix else "Tempest"
     print(
-        f"Tempest: {passed} passed, {len(failed)} failed "
+        f"{label}: {passed} passed, {len(failed)} failed "
         f"({len(known_failed)} known, {len(new_failed)} new), {len(skipped)} skipped"
     )
     if args.counts:
         with open(args.counts, "w", encoding="utf-8") as counts:
             counts.write(f"{passed} {len(new_failed)} {len(skipped)} {len(known_failed)}\n")
 
-    if not results:
-        print("tempest summary: the results contain no tests; did Tempest start?", file=sys.stderr)
+    if not results and not args.allow_empty:
+        selection = f" starting with {args.prefix}" if args.prefix else ""
+        print(f"tempest summary: the results contain no tests{selection}; did Tempest start?", file=sys.stderr)
         return 1
     return 1 if new_failed else 0
 
