@@ -1,5 +1,6 @@
 //! Networking (Neutron v2.0): networks and subnets with their provider
-//! attributes, IP address management, and the extensions list.
+//! attributes, ports with IP address management, security groups and their
+//! rules, and the extensions list.
 //!
 //! The binary opens a [`NetworkService`] on the shared database and merges
 //! [`mount`] (the [`router`] nested under `/networking`, plus

@@ -114,6 +114,111 @@ pub struct Subnet {
     pub updated_at: i64,
 }
 
+/// An address of a port on one of its network's subnets (`fixed_ips`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FixedIp {
+    pub subnet_id: SubnetId,
+    pub ip_address: IpAddr,
+}
+
+/// An extra address a port may send from (`allowed_address_pairs`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressPair {
+    pub ip_address: String,
+    pub mac_address: String,
+}
+
+/// The `binding:*` attributes of a port: where it is plugged in.
+#[derive(Clone, Debug)]
+pub struct Binding {
+    pub host_id: String,
+    pub vnic_type: String,
+    pub vif_type: String,
+    pub vif_details: serde_json::Value,
+    pub profile: serde_json::Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct Port {
+    pub id: PortId,
+    pub project_id: ProjectId,
+    pub network_id: NetworkId,
+    pub name: String,
+    pub description: String,
+    pub mac_address: String,
+    pub admin_state_up: bool,
+    pub status: String,
+    pub device_owner: String,
+    pub device_id: String,
+    pub fixed_ips: Vec<FixedIp>,
+    pub binding: Binding,
+    pub port_security_enabled: bool,
+    pub allowed_address_pairs: Vec<AddressPair>,
+    pub security_groups: Vec<SecurityGroupId>,
+    pub tags: Vec<String>,
+    pub revision_number: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Device owners whose ports go with their network or subnet instead of
+/// keeping it in use (Neutron's `AUTO_DELETE_PORT_OWNERS`). Router
+/// interfaces are not among them: a network with one is in use.
+pub const AUTO_DELETE_OWNERS: &[&str] = &[
+    "network:dhcp",
+    "network:distributed",
+    "network:floatingip_agent_gateway",
+];
+
+impl Port {
+    /// True for ports that Neutron's own services own (`network:dhcp`,
+    /// `network:router_interface`, …), which Neutron trusts: they get no
+    /// security groups.
+    pub fn is_network_owned(device_owner: &str) -> bool {
+        device_owner.starts_with("network:")
+    }
+
+    /// True for ports deleted with their network (see `AUTO_DELETE_OWNERS`).
+    pub fn is_auto_deleted(device_owner: &str) -> bool {
+        AUTO_DELETE_OWNERS.contains(&device_owner)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SecurityGroup {
+    pub id: SecurityGroupId,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub description: String,
+    pub stateful: bool,
+    pub tags: Vec<String>,
+    pub revision_number: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct SecurityGroupRule {
+    pub id: SecurityGroupRuleId,
+    pub project_id: ProjectId,
+    pub security_group_id: SecurityGroupId,
+    /// `ingress` or `egress`.
+    pub direction: String,
+    /// `IPv4` or `IPv6`.
+    pub ethertype: String,
+    /// As the client wrote it (a name such as `tcp`, or a number); `None`
+    /// matches any protocol.
+    pub protocol: Option<String>,
+    pub port_range_min: Option<i64>,
+    pub port_range_max: Option<i64>,
+    pub remote_ip_prefix: Option<String>,
+    pub remote_group_id: Option<SecurityGroupId>,
+    pub description: String,
+    pub revision_number: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 /// Declares a string identifier type, so ids of different resources cannot
 /// be mixed up across module boundaries.
 macro_rules! string_id {
@@ -153,6 +258,18 @@ string_id!(
 string_id!(
     /// The id of a subnet.
     SubnetId
+);
+string_id!(
+    /// The id of a port.
+    PortId
+);
+string_id!(
+    /// The id of a security group.
+    SecurityGroupId
+);
+string_id!(
+    /// The id of a security group rule.
+    SecurityGroupRuleId
 );
 string_id!(
     /// The id of a Keystone project, the owner of a resource.

@@ -1,4 +1,4 @@
-//! Authorisation of network and subnet requests: Neutron's default rules (the
+//! Authorisation of network, subnet, port and security group requests: Neutron's default rules (the
 //! 2023.2 "new defaults"), in oslo.policy syntax, and the checks handlers
 //! call. Targets are offered under `target.` (`%(target.project_id)s`), the
 //! form every OxStack service uses.
@@ -11,7 +11,7 @@ use oxstack_core::policy::{Credentials, Enforcer, PolicyLoadError};
 use oxstack_core::{ApiError, RequestContext};
 use serde_json::{json, Value};
 
-use crate::model::{Network, Subnet};
+use crate::model::{Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
 
 const ADMIN: &str = "rule:context_is_admin";
 
@@ -72,6 +72,91 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ),
     ("update_subnet", "rule:admin_or_network_owner"),
     ("delete_subnet", "rule:admin_or_network_owner"),
+    // Ports: the port's project, and the owner of its network, manage it.
+    (
+        "network_owner_reader",
+        "role:reader and project_id:%(target.network_project_id)s",
+    ),
+    ("create_port", "rule:admin_or_project_member"),
+    ("create_port:device_owner", "rule:admin_or_network_owner"),
+    ("create_port:mac_address", "rule:admin_or_network_owner"),
+    (
+        "create_port:fixed_ips:ip_address",
+        "rule:admin_or_network_owner",
+    ),
+    (
+        "create_port:fixed_ips:subnet_id",
+        "rule:admin_or_network_owner or rule:shared",
+    ),
+    (
+        "create_port:port_security_enabled",
+        "rule:admin_or_network_owner",
+    ),
+    (
+        "create_port:allowed_address_pairs",
+        "rule:admin_or_network_owner",
+    ),
+    ("create_port:binding:host_id", ADMIN),
+    ("create_port:binding:profile", ADMIN),
+    (
+        "create_port:binding:vnic_type",
+        "rule:admin_or_project_member",
+    ),
+    (
+        "get_port",
+        "rule:admin_or_project_reader or rule:network_owner_reader",
+    ),
+    ("get_port:binding:vif_type", ADMIN),
+    ("get_port:binding:vif_details", ADMIN),
+    ("get_port:binding:host_id", ADMIN),
+    ("get_port:binding:profile", ADMIN),
+    (
+        "update_port",
+        "rule:admin_or_project_member or rule:network_owner",
+    ),
+    ("update_port:device_owner", "rule:admin_or_network_owner"),
+    ("update_port:mac_address", ADMIN),
+    (
+        "update_port:fixed_ips:ip_address",
+        "rule:admin_or_network_owner",
+    ),
+    (
+        "update_port:fixed_ips:subnet_id",
+        "rule:admin_or_network_owner or rule:shared",
+    ),
+    (
+        "update_port:port_security_enabled",
+        "rule:admin_or_network_owner",
+    ),
+    (
+        "update_port:allowed_address_pairs",
+        "rule:admin_or_network_owner",
+    ),
+    ("update_port:binding:host_id", ADMIN),
+    ("update_port:binding:profile", ADMIN),
+    (
+        "update_port:binding:vnic_type",
+        "rule:admin_or_project_member",
+    ),
+    (
+        "delete_port",
+        "rule:admin_or_project_member or rule:network_owner",
+    ),
+    // Security groups and their rules belong to one project.
+    ("create_security_group", "rule:admin_or_project_member"),
+    ("get_security_group", "rule:admin_or_project_reader"),
+    ("update_security_group", "rule:admin_or_project_member"),
+    ("delete_security_group", "rule:admin_or_project_member"),
+    (
+        "security_group_owner",
+        "role:reader and project_id:%(target.security_group_project_id)s",
+    ),
+    ("create_security_group_rule", "rule:admin_or_project_member"),
+    (
+        "get_security_group_rule",
+        "rule:admin_or_project_reader or rule:security_group_owner",
+    ),
+    ("delete_security_group_rule", "rule:admin_or_project_member"),
 ];
 
 /// Builds the enforcer from the defaults and the operator's policy file.
@@ -144,6 +229,41 @@ pub fn subnet_target(subnet: &Subnet, network: &Network) -> Value {
         "network_project_id": network.project_id,
         "shared": network.shared,
         "external": network.external,
+    })
+}
+
+/// Returns the target of a port, which carries its network's owner and
+/// sharing.
+pub fn port_target(port: &Port, network: &Network) -> Value {
+    json!({
+        "id": port.id,
+        "project_id": port.project_id,
+        "tenant_id": port.project_id,
+        "network_id": network.id,
+        "network_project_id": network.project_id,
+        "shared": network.shared,
+        "external": network.external,
+        "device_owner": port.device_owner,
+    })
+}
+
+pub fn security_group_target(group: &SecurityGroup) -> Value {
+    json!({
+        "id": group.id,
+        "project_id": group.project_id,
+        "tenant_id": group.project_id,
+    })
+}
+
+/// Returns the target of a rule, which carries its group's owner: the owner
+/// of a group reads every rule in it, also those another project created.
+pub fn security_group_rule_target(rule: &SecurityGroupRule, group_project: &str) -> Value {
+    json!({
+        "id": rule.id,
+        "project_id": rule.project_id,
+        "tenant_id": rule.project_id,
+        "security_group_id": rule.security_group_id,
+        "security_group_project_id": group_project,
     })
 }
 

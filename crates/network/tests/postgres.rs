@@ -1,6 +1,7 @@
-//! The network flows on PostgreSQL, proving the SQL is portable. Runs
-//! against the server named by `OXSTACK_TEST_POSTGRES_URL`; in CI the
-//! variable must be set. Elsewhere the test prints how to set it and passes.
+//! The network, port and security group flows on PostgreSQL, proving the
+//! SQL is portable. Runs against the server named by
+//! `OXSTACK_TEST_POSTGRES_URL`; in CI the variable must be set. Elsewhere
+//! the test prints how to set it and passes.
 
 mod common;
 
@@ -80,4 +81,112 @@ async fn network_flow_runs_on_postgres() {
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
     let gone = cloud.get(&path, &cloud.demo).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn port_and_security_group_flow_runs_on_postgres() {
+    let Some(url) = postgres_url() else { return };
+    let cloud = std::sync::Arc::new(Cloud::start_postgres(&url).await);
+
+    let network = cloud.create_network(&cloud.demo, "ports-net").await;
+    let network_id = network["id"].as_str().unwrap().to_owned();
+    let subnet = json!({"cidr": "10.1.0.0/24", "network_id": network_id, "ip_version": 4});
+    let created = cloud.create_subnet(&cloud.demo, subnet).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let subnet_id = created.body["subnet"]["id"].as_str().unwrap().to_owned();
+
+    // Concurrent creates collide on the unique key and retry.
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let cloud = cloud.clone();
+        let body = json!({"port": {"network_id": network_id}});
+        tasks.push(tokio::spawn(async move {
+            cloud.post("/v2.0/ports", &cloud.demo, body).await
+        }));
+    }
+    let mut addresses = std::collections::HashSet::new();
+    for task in tasks {
+        let reply = task.await.unwrap();
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        addresses.insert(reply.body["port"]["fixed_ips"][0]["ip_address"].to_string());
+    }
+    assert_eq!(addresses.len(), 12, "{addresses:?}");
+
+    let taken = json!({"port": {"network_id": network_id,
+                                "fixed_ips": [{"subnet_id": subnet_id, "ip_address": "10.1.0.2"}]}});
+    let reply = cloud.post("/v2.0/ports", &cloud.demo, taken).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+    assert_eq!(reply.error_type(), "IpAddressAlreadyAllocated");
+
+    // Concurrent first uses by one project make one default group.
+    let mut tasks = Vec::new();
+    for path in [
+        "/v2.0/security-groups",
+        "/v2.0/ports",
+        "/v2.0/networks",
+        "/v2.0/security-groups",
+    ] {
+        let cloud = cloud.clone();
+        tasks.push(tokio::spawn(
+            async move { cloud.get(path, &cloud.alt).await },
+        ));
+    }
+    for task in tasks {
+        let reply = task.await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let alt_groups = cloud.get("/v2.0/security-groups", &cloud.alt).await;
+    assert_eq!(
+        alt_groups.body["security_groups"].as_array().unwrap().len(),
+        1,
+        "{}",
+        alt_groups.body
+    );
+
+    let groups = cloud
+        .get("/v2.0/security-groups?name=default", &cloud.demo)
+        .await;
+    let default_id = groups.body["security_groups"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(groups.body["security_groups"].as_array().unwrap().len(), 1);
+    let rule = json!({"security_group_rule": {"security_group_id": default_id, "direction": "ingress",
+                      "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+                      "remote_ip_prefix": "0.0.0.0/0", "ethertype": "IPv4"}});
+    let reply = cloud
+        .post("/v2.0/security-group-rules", &cloud.demo, rule.clone())
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let reply = cloud
+        .post("/v2.0/security-group-rules", &cloud.demo, rule)
+        .await;
+    assert_eq!(
+        reply.error_type(),
+        "SecurityGroupRuleExists",
+        "{}",
+        reply.body
+    );
+
+    let reply = cloud
+        .delete(&format!("/v2.0/subnets/{subnet_id}"), &cloud.demo)
+        .await;
+    assert_eq!(reply.error_type(), "SubnetInUse", "{}", reply.body);
+    let reply = cloud
+        .delete(&format!("/v2.0/networks/{network_id}"), &cloud.demo)
+        .await;
+    assert_eq!(reply.error_type(), "NetworkInUse", "{}", reply.body);
+
+    let ports = cloud
+        .get("/v2.0/ports?fixed_ips=ip_address%3D10.1.0.2", &cloud.demo)
+        .await;
+    let port_id = ports.body["ports"][0]["id"].as_str().unwrap().to_owned();
+    let reply = cloud
+        .delete(&format!("/v2.0/ports/{port_id}"), &cloud.demo)
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let reply = cloud
+        .delete(&format!("/v2.0/security-groups/{default_id}"), &cloud.admin)
+        .await;
+    assert_eq!(reply.error_type(), "SecurityGroupInUse", "{}", reply.body);
 }

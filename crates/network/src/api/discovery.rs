@@ -9,7 +9,13 @@ use serde_json::{json, Value};
 use super::NetworkState;
 
 /// The collections this service serves, as `(resource, collection)`.
-pub const RESOURCES: &[(&str, &str)] = &[("network", "networks"), ("subnet", "subnets")];
+pub const RESOURCES: &[(&str, &str)] = &[
+    ("network", "networks"),
+    ("subnet", "subnets"),
+    ("port", "ports"),
+    ("security_group", "security-groups"),
+    ("security_group_rule", "security-group-rules"),
+];
 
 pub fn routes() -> Router<NetworkState> {
     Router::new()

@@ -60,7 +60,7 @@ const EXTENSIONS: &[Extension] = &[
     Extension {
         alias: "standard-attr-tag",
         name: "Tag support for resources with standard attribute",
-        description: "Lets tags be set on networks and subnets through /{collection}/{id}/tags.",
+        description: "Lets tags be set on networks, subnets, ports and security groups through /{collection}/{id}/tags.",
         updated: "2017-01-01T00:00:00-00:00",
     },
     Extension {
@@ -74,6 +74,36 @@ const EXTENSIONS: &[Extension] = &[
         name: "project_id field enabled",
         description: "Every resource carries project_id beside tenant_id.",
         updated: "2016-09-09T09:09:09-09:09",
+    },
+    Extension {
+        alias: "security-group",
+        name: "security-group",
+        description: "The security groups extension.",
+        updated: "2012-10-05T10:00:00-00:00",
+    },
+    Extension {
+        alias: "port-security",
+        name: "Port Security",
+        description: "Provides port security: the port_security_enabled attribute of networks and ports.",
+        updated: "2012-07-23T10:00:00-00:00",
+    },
+    Extension {
+        alias: "allowed-address-pairs",
+        name: "Allowed Address Pairs",
+        description: "Provides allowed address pairs: extra addresses a port may send from.",
+        updated: "2013-07-23T10:00:00-00:00",
+    },
+    Extension {
+        alias: "binding",
+        name: "Port Binding",
+        description: "Exposes the binding:* attributes of ports; only admins see where a port is bound.",
+        updated: "2014-02-03T10:00:00-00:00",
+    },
+    Extension {
+        alias: "stateful-security-group",
+        name: "Stateful security group",
+        description: "Lets a security group be stateful or stateless.",
+        updated: "2019-11-26T09:00:00-00:00",
     },
     Extension {
         alias: "pagination",

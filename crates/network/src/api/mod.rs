@@ -6,7 +6,15 @@ pub mod body;
 pub mod discovery;
 pub mod extensions;
 pub mod networks;
+pub mod port_addresses;
+pub mod port_input;
+pub mod port_rules;
+pub mod port_update;
+pub mod ports;
 pub mod query;
+pub mod security_group_rules;
+pub mod security_groups;
+pub mod sg_rule_input;
 pub mod subnet_input;
 pub mod subnets;
 pub mod tags;
@@ -32,6 +40,9 @@ pub fn router(state: NetworkState, validator: Arc<dyn TokenValidator>) -> Router
         .merge(extensions::routes())
         .merge(networks::routes())
         .merge(subnets::routes())
+        .merge(ports::routes())
+        .merge(security_groups::routes())
+        .merge(security_group_rules::routes())
         .merge(tags::routes())
         .fallback(|| async { ApiError::not_found("The resource could not be found.") })
         .with_state(state)

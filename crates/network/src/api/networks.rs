@@ -12,9 +12,9 @@ use serde_json::{json, Map, Value};
 
 use super::body::{self, NeutronBody};
 use super::query::{select_fields, ListQuery, QueryPairs};
-use super::{db_error, NetworkState};
+use super::{db_error, security_groups, NetworkState};
 use crate::db;
-use crate::model::{now, Network, NetworkId, NetworkType, Segment, SubnetId};
+use crate::model::{now, Network, NetworkId, NetworkType, Port, Segment, SubnetId};
 use crate::policy::{network_target, Caller};
 use crate::segments::{self, ProviderRequest, SegmentPlan};
 use crate::NetworkService;
@@ -183,6 +183,7 @@ async fn list(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
     let query = ListQuery::parse(pairs, SORTABLE)?;
+    security_groups::ensure_caller_default(&state, &caller).await?;
     let networks = db::networks::list(state.pool()).await.map_err(db_error)?;
     let mut subnets_by_network: HashMap<NetworkId, Vec<SubnetId>> = HashMap::new();
     for subnet in db::subnets::list(state.pool()).await.map_err(db_error)? {
@@ -303,6 +304,7 @@ async fn create(
         updated_at: created,
     };
     insert_with_segment(&state, &mut network, &plan).await?;
+    security_groups::ensure_default_group(&state, &network.project_id).await?;
     tracing::info!(network_id = %network.id, project_id = %network.project_id,
                    segment = %network.segment.unique_key(), "created network");
     let body = render(&state, &caller, &network, Vec::new());
@@ -434,19 +436,51 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let network = find_visible(&state, &caller, &id).await?;
     caller.authorize(&state.policy, "delete_network", &network_target(&network))?;
-    // NOTE: no port table exists yet, so nothing can make a network in use.
-    // Once ports exist, Neutron returns 409 NetworkInUse while any remain.
+
+    // DHCP and distributed ports are deleted with the network. Any other
+    // port, router interfaces included, keeps it in use. The network row is
+    // locked first, as port creates lock it, so the check and the deletes
+    // see the same ports.
     let mut tx = state.pool().begin().await.map_err(db_error)?;
+    if !db::networks::touch(&mut *tx, &id, now())
+        .await
+        .map_err(db_error)?
+    {
+        return Err(not_found(&id));
+    }
+    let owners = db::ports::device_owners_on_network(&mut *tx, &id)
+        .await
+        .map_err(db_error)?;
+    let in_use = || {
+        ApiError::conflict(format!(
+            "Unable to complete operation on network {id}. There are one or more ports still \
+             in use on the network."
+        ))
+        .with_type("NetworkInUse")
+    };
+
+    if owners.iter().any(|owner| !Port::is_auto_deleted(owner)) {
+        return Err(in_use());
+    }
+    // A port created after the check breaks the foreign key of its row.
+    let in_use_or_db = |error: sqlx::Error| match &error {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => in_use(),
+        _ => db_error(error),
+    };
+
+    let ports = db::ports::delete_for_network(&mut tx, &id)
+        .await
+        .map_err(db_error)?;
     let subnets = db::subnets::delete_for_network(&mut *tx, &id)
         .await
         .map_err(db_error)?;
     let deleted = db::networks::delete(&mut *tx, &id)
         .await
-        .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
+        .map_err(in_use_or_db)?;
+    tx.commit().await.map_err(in_use_or_db)?;
     if !deleted {
         return Err(not_found(&id));
     }
-    tracing::info!(network_id = %id, subnets, "deleted network");
+    tracing::info!(network_id = %id, subnets, ports, "deleted network");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -56,6 +56,8 @@ pub struct ListQuery {
     page_reverse: bool,
     sort: Vec<(String, bool)>,
     pub fields: Vec<String>,
+    /// Filter keys the caller applies itself (a port's `fixed_ips`).
+    skipped: Vec<&'static str>,
 }
 
 impl ListQuery {
@@ -89,7 +91,15 @@ impl ListQuery {
             page_reverse,
             sort,
             fields,
+            skipped: Vec::new(),
         })
+    }
+
+    /// Leaves filter `key` out of `matches`, for a resource that applies
+    /// it with its own meaning.
+    pub fn skip_filter(mut self, key: &'static str) -> Self {
+        self.skipped.push(key);
+        self
     }
 
     /// Filters, sorts and pages `items` and wraps them as the body of a
@@ -136,7 +146,7 @@ impl ListQuery {
         keys.dedup();
         let attributes_match = keys
             .iter()
-            .filter(|key| !CONTROL_KEYS.contains(key))
+            .filter(|key| !CONTROL_KEYS.contains(key) && !self.skipped.contains(key))
             .all(|key| {
                 let Some(actual) = item.get(*key) else {
                     return true;

@@ -17,7 +17,7 @@ use super::subnet_input as input;
 use super::{db_error, NetworkState};
 use crate::db;
 use crate::ipam;
-use crate::model::{now, Network, NetworkId, Subnet, SubnetId};
+use crate::model::{now, Network, NetworkId, Port, Subnet, SubnetId};
 use crate::policy::{subnet_target, Caller};
 use crate::NetworkService;
 
@@ -410,8 +410,27 @@ async fn remove(
         "delete_subnet",
         &subnet_target(&subnet, &network),
     )?;
+
+    // The network row is updated first, which waits for port creates on the
+    // network, because they lock that row while they choose addresses.
     let mut tx = state.pool().begin().await.map_err(db_error)?;
     db::networks::touch(&mut *tx, &subnet.network_id, now())
+        .await
+        .map_err(db_error)?;
+
+    // Addresses of DHCP and distributed ports are freed with the subnet;
+    // any other port's address keeps it in use.
+    let owners = db::ports::device_owners_on_subnet(&mut *tx, &id)
+        .await
+        .map_err(db_error)?;
+    if owners.iter().any(|owner| !Port::is_auto_deleted(owner)) {
+        return Err(ApiError::conflict(format!(
+            "Unable to complete operation on subnet {id}: One or more ports have an IP \
+             allocation from this subnet."
+        ))
+        .with_type("SubnetInUse"));
+    }
+    db::ports::delete_addresses_on_subnet(&mut *tx, &id)
         .await
         .map_err(db_error)?;
     let deleted = db::subnets::delete(&mut *tx, &id).await.map_err(db_error)?;

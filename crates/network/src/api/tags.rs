@@ -1,5 +1,5 @@
-//! `/v2.0/{collection}/{id}/tags`: the standard-attr-tag API on networks and
-//! subnets. Changing tags is an update of the resource, so it needs the
+//! `/v2.0/{collection}/{id}/tags`: the standard-attr-tag API on networks,
+//! subnets, ports and security groups. Changing tags is an update of the resource, so it needs the
 //! resource's update rule and bumps its revision.
 // NOTE: Neutron checks separate rules (`update_networks_tags` and so on);
 // here an operator's policy file can only steer tags through the update rules.
@@ -12,10 +12,12 @@ use oxstack_core::ApiError;
 use serde_json::{json, Value};
 
 use super::body::NeutronBody;
-use super::{db_error, networks, subnets, NetworkState};
+use super::{db_error, networks, ports, security_groups, subnets, NetworkState};
 use crate::db;
-use crate::model::{now, Network, NetworkId, Subnet, SubnetId};
-use crate::policy::{network_target, subnet_target, Caller};
+use crate::model::{
+    now, Network, NetworkId, Port, PortId, SecurityGroup, SecurityGroupId, Subnet, SubnetId,
+};
+use crate::policy::{network_target, port_target, security_group_target, subnet_target, Caller};
 use crate::NetworkService;
 
 /// The maximum tag length in characters, Neutron's `MAX_TAG_LEN`.
@@ -40,6 +42,8 @@ pub fn routes() -> Router<NetworkState> {
 enum Tagged {
     Network(Box<Network>),
     Subnet(Box<(Subnet, Network)>),
+    Port(Box<(Port, Network)>),
+    SecurityGroup(Box<SecurityGroup>),
 }
 
 impl Tagged {
@@ -59,6 +63,15 @@ impl Tagged {
                     subnets::find_visible(state, caller, &SubnetId::new(id)).await?;
                 Ok(Tagged::Subnet(Box::new((subnet, network))))
             }
+            "ports" => {
+                let (port, network) = ports::find_visible(state, caller, &PortId::new(id)).await?;
+                Ok(Tagged::Port(Box::new((port, network))))
+            }
+            "security-groups" => {
+                let group =
+                    security_groups::find_visible(state, caller, &SecurityGroupId::new(id)).await?;
+                Ok(Tagged::SecurityGroup(Box::new(group)))
+            }
             _ => Err(ApiError::not_found("The resource could not be found.")),
         }
     }
@@ -67,6 +80,8 @@ impl Tagged {
         match self {
             Tagged::Network(network) => &network.tags,
             Tagged::Subnet(pair) => &pair.0.tags,
+            Tagged::Port(pair) => &pair.0.tags,
+            Tagged::SecurityGroup(group) => &group.tags,
         }
     }
 
@@ -79,6 +94,14 @@ impl Tagged {
                 &state.policy,
                 "update_subnet",
                 &subnet_target(&pair.0, &pair.1),
+            ),
+            Tagged::Port(pair) => {
+                caller.authorize(&state.policy, "update_port", &port_target(&pair.0, &pair.1))
+            }
+            Tagged::SecurityGroup(group) => caller.authorize(
+                &state.policy,
+                "update_security_group",
+                &security_group_target(group),
             ),
         }
     }
@@ -107,6 +130,30 @@ impl Tagged {
                         .await
                         .map_err(db_error)?,
                     subnet.id.to_string(),
+                )
+            }
+            Tagged::Port(pair) => {
+                let (mut port, _) = *pair;
+                port.tags = tags;
+                port.revision_number += 1;
+                port.updated_at = now();
+                (
+                    db::ports::update(state.pool(), &port)
+                        .await
+                        .map_err(db_error)?,
+                    port.id.to_string(),
+                )
+            }
+            Tagged::SecurityGroup(group) => {
+                let mut group = *group;
+                group.tags = tags;
+                group.revision_number += 1;
+                group.updated_at = now();
+                (
+                    db::security_groups::update_group(state.pool(), &group)
+                        .await
+                        .map_err(db_error)?,
+                    group.id.to_string(),
                 )
             }
         };

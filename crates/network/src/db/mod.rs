@@ -1,7 +1,9 @@
-//! Persistence of networks and subnets in portable SQL (see `oxstack_store`).
+//! Persistence of networks, subnets, ports and security groups in portable SQL (see `oxstack_store`).
 
 pub mod networks;
+pub mod ports;
 pub mod schema;
+pub mod security_groups;
 pub mod subnets;
 
 use serde::de::DeserializeOwned;

@@ -165,6 +165,20 @@ pub async fn touch<'c>(
     Ok(result.rows_affected() == 1)
 }
 
+/// Takes the write lock of a network's row without changing it, inside a
+/// transaction, which orders concurrent address allocations on one network.
+/// Returns false when the network is gone.
+pub async fn lock<'c>(
+    db: impl Executor<'c, Database = Any>,
+    id: &NetworkId,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("UPDATE networks SET updated_at = updated_at WHERE id = $1")
+        .bind(id.as_str())
+        .execute(db)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 pub async fn delete<'c>(
     db: impl Executor<'c, Database = Any>,
     id: &NetworkId,
