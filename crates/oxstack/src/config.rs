@@ -22,6 +22,19 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub image: ImageConfig,
     pub network: NetworkConfig,
+    pub netagent: NetAgentConfig,
+}
+
+/// `[netagent]`: how this host's network agent reaches physical networks.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetAgentConfig {
+    /// `PHYSNET:BRIDGE` pairs: the host bridge each physical network is
+    /// plugged into (Neutron's `bridge_mappings`).
+    pub bridge_mappings: Vec<String>,
+    /// The address VXLAN tunnels of this host use [default: none, which
+    /// leaves VXLAN networks unbindable here].
+    pub tunnel_ip: Option<String>,
 }
 
 /// `[server]`: the listener, the data directory and the database.

@@ -2,6 +2,7 @@
 //! `identity rotate-keys` rotates the Fernet token keys.
 
 mod config;
+mod doctor;
 mod files;
 mod http;
 mod progress;
@@ -23,6 +24,9 @@ struct Cli {
 enum Command {
     /// Set up (first time) and run the all-in-one cloud in the foreground.
     Up(UpArgs),
+    /// Check this host against the configuration: bridges named in
+    /// bridge_mappings, dnsmasq, nftables, QEMU, kernel modules, KVM.
+    Doctor(CommonArgs),
     /// Identity service administration.
     Identity {
         #[command(subcommand)]
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::run(args),
+        Command::Doctor(args) => config::Config::load(&args).and_then(|config| doctor::run(&config)),
         Command::Identity { command: IdentityCommand::RotateKeys(args) } => rotate_keys(args),
     };
     match result {
