@@ -222,9 +222,10 @@ mod tests {
     }
 
     fn config_with(mappings: &[&str]) -> Config {
-        let mut config = Config::default();
-        config.netagent = NetAgentConfig { bridge_mappings: mappings.iter().map(|m| m.to_string()).collect(), ..Default::default() };
-        config
+        Config {
+            netagent: NetAgentConfig { bridge_mappings: mappings.iter().map(|m| m.to_string()).collect(), ..Default::default() },
+            ..Default::default()
+        }
     }
 
     #[test]
