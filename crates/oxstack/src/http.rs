@@ -13,17 +13,29 @@ use oxstack_identity::token::LocalValidator;
 use oxstack_identity::Identity;
 use oxstack_image::ImageService;
 use oxstack_network::NetworkService;
+use oxstack_placement::PlacementService;
+
+/// The services behind the listener.
+pub struct Services {
+    pub identity: Arc<Identity>,
+    pub images: Arc<ImageService>,
+    pub networks: Arc<NetworkService>,
+    pub placement: Arc<PlacementService>,
+}
 
 /// Builds the application served on the listener.
-pub fn app(identity: Arc<Identity>, images: Arc<ImageService>, networks: Arc<NetworkService>, metrics: Metrics) -> Router {
+pub fn app(services: Services, metrics: Metrics) -> Router {
+    let Services { identity, images, networks, placement } = services;
     let public_url = identity.public_url.clone();
     let validator: Arc<dyn TokenValidator> = Arc::new(LocalValidator(identity.clone()));
     let identity_routes = oxstack_identity::api::router(identity)
         .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Identity), metrics::record));
     let image_routes = oxstack_image::mount(images, validator.clone())
         .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Image), metrics::record));
-    let network_routes = oxstack_network::mount(networks, validator)
+    let network_routes = oxstack_network::mount(networks, validator.clone())
         .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Network), metrics::record));
+    let placement_routes = oxstack_placement::mount(placement, validator)
+        .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Placement), metrics::record));
     let root = Router::new()
         .route("/", get(move || root_versions(public_url.clone())))
         .route("/metrics", get(metrics::serve))
@@ -31,6 +43,7 @@ pub fn app(identity: Arc<Identity>, images: Arc<ImageService>, networks: Arc<Net
         .layer(axum::middleware::from_fn_with_state((metrics, ServiceKind::Root), metrics::record));
     root.merge(image_routes)
         .merge(network_routes)
+        .merge(placement_routes)
         .merge(identity_routes)
         .layer(axum::middleware::from_fn(oxstack_core::request_id::assign))
 }

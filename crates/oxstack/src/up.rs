@@ -11,6 +11,7 @@ use oxstack_identity::bootstrap::{self, CatalogEntry};
 use oxstack_identity::Identity;
 use oxstack_image::{ImageService, Visibility};
 use oxstack_network::NetworkService;
+use oxstack_placement::PlacementService;
 use oxstack_store::Store;
 
 use crate::config::Config;
@@ -28,7 +29,7 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
     let data_dir = config.data_dir();
     let listen = config.listen()?;
     let public_url = config.public_url()?;
-    let mut progress = Progress::new(if config.guest_image().is_some() { 8 } else { 7 });
+    let mut progress = Progress::new(if config.guest_image().is_some() { 9 } else { 8 });
 
     progress.step("Preparing data directory", async { prepare_data_dir(&data_dir, &config) }).await?;
 
@@ -60,6 +61,14 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
             NetworkService::open(store.clone(), config.network.clone(), public_url.clone())
                 .await
                 .context("cannot start the network service")
+        })
+        .await?;
+
+    let placement = progress
+        .step("Starting placement service", async {
+            PlacementService::open(store.clone(), public_url.clone())
+                .await
+                .context("cannot start the placement service")
         })
         .await?;
 
@@ -97,7 +106,13 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
 
     print_ready(&data_dir, &public_url, bootstrapped.created);
     tracing::info!(%listen, %public_url, "serving");
-    let app = crate::http::app(identity, Arc::new(images), Arc::new(networks), Metrics::new());
+    let services = crate::http::Services {
+        identity,
+        images: Arc::new(images),
+        networks: Arc::new(networks),
+        placement: Arc::new(placement),
+    };
+    let app = crate::http::app(services, Metrics::new());
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     store.close().await;
     println!("oxstack stopped.");
@@ -114,6 +129,7 @@ fn catalog_entries(public_url: &str) -> Vec<CatalogEntry> {
         CatalogEntry { service_type: "image", name: "glance", url: format!("{public_url}/image") },
         // Networks and subnets only so far; clients append /v2.0 themselves.
         CatalogEntry { service_type: "network", name: "neutron", url: format!("{public_url}/networking") },
+        CatalogEntry { service_type: "placement", name: "placement", url: format!("{public_url}/placement") },
     ]
 }
 

@@ -1,0 +1,3 @@
+//! Persistence of the placement service.
+
+pub mod schema;
