@@ -23,6 +23,10 @@ pub struct NetworkConfig {
     pub physical_networks: Vec<String>,
     /// An oslo.policy file whose rules override the defaults.
     pub policy_file: Option<PathBuf>,
+    /// Seconds after its last heartbeat that a network agent counts as
+    /// down, so ports no longer bind to its host (Neutron's
+    /// `agent_down_time`, default 75).
+    pub agent_down_time: i64,
 }
 
 impl Default for NetworkConfig {
@@ -33,6 +37,7 @@ impl Default for NetworkConfig {
             physical_mtu: 1500,
             physical_networks: Vec::new(),
             policy_file: None,
+            agent_down_time: 75,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Networking (Neutron v2.0): networks and subnets with their provider
-//! attributes, ports with IP address management, security groups and their
-//! rules, and the extensions list.
+//! attributes, ports with IP address management and host binding, security
+//! groups and their rules, routers, floating IPs, quotas, network agents,
+//! and the extensions list.
 //!
 //! The binary opens a [`NetworkService`] on the shared database and merges
 //! [`mount`] (the [`router`] nested under `/networking`, plus
@@ -11,12 +12,15 @@
 //! app.merge(oxstack_network::mount(network, validator));
 //! ```
 
+pub mod agents;
 pub mod api;
+pub mod binding;
 pub mod config;
 pub mod db;
 pub mod ipam;
 pub mod model;
 pub mod policy;
+pub mod quota;
 pub mod segments;
 
 use oxstack_core::policy::Enforcer;

@@ -219,6 +219,53 @@ pub struct SecurityGroupRule {
     pub updated_at: i64,
 }
 
+/// A router: its interfaces are ports with `device_id` = its id and
+/// `device_owner` `network:router_interface`, and its gateway is one port
+/// (`network:router_gateway`) on an external network.
+#[derive(Clone, Debug)]
+pub struct Router {
+    pub id: RouterId,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub description: String,
+    pub admin_state_up: bool,
+    /// The external network of the gateway, with the gateway port's id.
+    pub gateway: Option<(NetworkId, PortId)>,
+    pub enable_snat: bool,
+    pub tags: Vec<String>,
+    pub revision_number: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A floating IP: an address on an external network, held by a
+/// `network:floatingip` port, optionally translated to a fixed IP of a
+/// port that a router with a gateway on that network reaches.
+#[derive(Clone, Debug)]
+pub struct FloatingIp {
+    pub id: FloatingIpId,
+    pub project_id: ProjectId,
+    pub floating_network_id: NetworkId,
+    pub floating_ip_address: IpAddr,
+    pub floating_port_id: PortId,
+    pub port_id: Option<PortId>,
+    pub fixed_ip_address: Option<IpAddr>,
+    pub router_id: Option<RouterId>,
+    pub status: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub revision_number: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Device owner of a router's interface ports.
+pub const ROUTER_INTERFACE: &str = "network:router_interface";
+/// Device owner of a router's gateway port.
+pub const ROUTER_GATEWAY: &str = "network:router_gateway";
+/// Device owner of the port that has a floating IP's address.
+pub const FLOATINGIP_OWNER: &str = "network:floatingip";
+
 /// Declares a string identifier type, so ids of different resources cannot
 /// be mixed up across module boundaries.
 macro_rules! string_id {
@@ -270,6 +317,14 @@ string_id!(
 string_id!(
     /// The id of a security group rule.
     SecurityGroupRuleId
+);
+string_id!(
+    /// The id of a router.
+    RouterId
+);
+string_id!(
+    /// The id of a floating IP.
+    FloatingIpId
 );
 string_id!(
     /// The id of a Keystone project, the owner of a resource.

@@ -1,4 +1,5 @@
-//! Authorisation of network, subnet, port and security group requests: Neutron's default rules (the
+//! Authorisation of network, subnet, port, security group, router, floating
+//! IP, quota and agent requests: Neutron's default rules (the
 //! 2023.2 "new defaults"), in oslo.policy syntax, and the checks handlers
 //! call. Targets are offered under `target.` (`%(target.project_id)s`), the
 //! form every OxStack service uses.
@@ -11,7 +12,7 @@ use oxstack_core::policy::{Credentials, Enforcer, PolicyLoadError};
 use oxstack_core::{ApiError, RequestContext};
 use serde_json::{json, Value};
 
-use crate::model::{Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
+use crate::model::{FloatingIp, Network, Port, Router, SecurityGroup, SecurityGroupRule, Subnet};
 
 const ADMIN: &str = "rule:context_is_admin";
 
@@ -157,6 +158,47 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
         "rule:admin_or_project_reader or rule:security_group_owner",
     ),
     ("delete_security_group_rule", "rule:admin_or_project_member"),
+    // Routers: their project manages them; gateway SNAT and fixed
+    // gateway addresses are the operator's.
+    ("create_router", "rule:admin_or_project_member"),
+    (
+        "create_router:external_gateway_info",
+        "rule:admin_or_project_member",
+    ),
+    ("create_router:external_gateway_info:enable_snat", ADMIN),
+    (
+        "create_router:external_gateway_info:external_fixed_ips",
+        ADMIN,
+    ),
+    ("get_router", "rule:admin_or_project_reader"),
+    ("update_router", "rule:admin_or_project_member"),
+    (
+        "update_router:external_gateway_info",
+        "rule:admin_or_project_member",
+    ),
+    ("update_router:external_gateway_info:enable_snat", ADMIN),
+    (
+        "update_router:external_gateway_info:external_fixed_ips",
+        ADMIN,
+    ),
+    ("delete_router", "rule:admin_or_project_member"),
+    ("add_router_interface", "rule:admin_or_project_member"),
+    ("remove_router_interface", "rule:admin_or_project_member"),
+    // Floating IPs belong to one project; choosing the address is the
+    // operator's.
+    ("create_floatingip", "rule:admin_or_project_member"),
+    ("create_floatingip:floating_ip_address", ADMIN),
+    ("get_floatingip", "rule:admin_or_project_reader"),
+    ("update_floatingip", "rule:admin_or_project_member"),
+    ("delete_floatingip", "rule:admin_or_project_member"),
+    // Quotas: a project reads its own; admins set them.
+    ("get_quota", "rule:admin_or_project_reader"),
+    ("update_quota", ADMIN),
+    ("delete_quota", ADMIN),
+    // Agents are the operator's.
+    ("get_agent", ADMIN),
+    ("update_agent", ADMIN),
+    ("delete_agent", ADMIN),
 ];
 
 /// Builds the enforcer from the defaults and the operator's policy file.
@@ -244,6 +286,22 @@ pub fn port_target(port: &Port, network: &Network) -> Value {
         "shared": network.shared,
         "external": network.external,
         "device_owner": port.device_owner,
+    })
+}
+
+pub fn router_target(router: &Router) -> Value {
+    json!({
+        "id": router.id,
+        "project_id": router.project_id,
+        "tenant_id": router.project_id,
+    })
+}
+
+pub fn floatingip_target(fip: &FloatingIp) -> Value {
+    json!({
+        "id": fip.id,
+        "project_id": fip.project_id,
+        "tenant_id": fip.project_id,
     })
 }
 

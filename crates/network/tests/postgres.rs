@@ -1,7 +1,7 @@
-//! The network, port and security group flows on PostgreSQL, proving the
-//! SQL is portable. Runs against the server named by
-//! `OXSTACK_TEST_POSTGRES_URL`; in CI the variable must be set. Elsewhere
-//! the test prints how to set it and passes.
+//! The network, port, security group, router, floating IP, quota and agent
+//! flows on PostgreSQL, proving the SQL is portable. Runs against the server
+//! named by `OXSTACK_TEST_POSTGRES_URL`; in CI the variable must be set.
+//! Elsewhere the test prints how to set it and passes.
 
 mod common;
 
@@ -189,4 +189,165 @@ async fn port_and_security_group_flow_runs_on_postgres() {
         .delete(&format!("/v2.0/security-groups/{default_id}"), &cloud.admin)
         .await;
     assert_eq!(reply.error_type(), "SecurityGroupInUse", "{}", reply.body);
+}
+
+#[tokio::test]
+async fn router_and_quota_flow_runs_on_postgres() {
+    let Some(url) = postgres_url() else { return };
+    let cloud = Cloud::start_postgres(&url).await;
+
+    let network = cloud.create_network(&cloud.demo, "xmodulo").await;
+    let subnet = json!({"cidr": "10.0.0.0/24", "network_id": network["id"], "ip_version": 4});
+    let reply = cloud.create_subnet(&cloud.demo, subnet).await;
+    let subnet_id = reply.body["subnet"]["id"].clone();
+    let reply = cloud
+        .post(
+            "/v2.0/networks",
+            &cloud.admin,
+            json!({"network": {"name": "public", "router:external": true}}),
+        )
+        .await;
+    let public = reply.body["network"]["id"].clone();
+    let subnet = json!({"cidr": "172.24.4.0/24", "network_id": public, "ip_version": 4});
+    let reply = cloud.create_subnet(&cloud.admin, subnet).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+
+    // Router with an interface and a gateway.
+    let reply = cloud
+        .post(
+            "/v2.0/routers",
+            &cloud.demo,
+            json!({"router": {"name": "r1", "external_gateway_info": {"network_id": public}}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let router = format!(
+        "/v2.0/routers/{}",
+        reply.body["router"]["id"].as_str().unwrap()
+    );
+    let reply = cloud
+        .put(
+            &format!("{router}/add_router_interface"),
+            &cloud.demo,
+            json!({"subnet_id": subnet_id}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    // A floating IP associated through it.
+    let reply = cloud
+        .post(
+            "/v2.0/ports",
+            &cloud.demo,
+            json!({"port": {"network_id": network["id"]}}),
+        )
+        .await;
+    let port_id = reply.body["port"]["id"].clone();
+    let reply = cloud
+        .post(
+            "/v2.0/floatingips",
+            &cloud.demo,
+            json!({"floatingip": {"floating_network_id": public, "port_id": port_id}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["floatingip"]["status"], "ACTIVE");
+    let reply = cloud
+        .put(
+            &format!("{router}/remove_router_interface"),
+            &cloud.demo,
+            json!({"subnet_id": subnet_id}),
+        )
+        .await;
+    assert_eq!(
+        reply.error_type(),
+        "RouterInterfaceInUseByFloatingIP",
+        "{}",
+        reply.body
+    );
+    let reply = cloud
+        .delete(
+            &format!("/v2.0/ports/{}", port_id.as_str().unwrap()),
+            &cloud.demo,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+
+    // Quotas.
+    let quota = format!("/v2.0/quotas/{}", cloud.demo_project);
+    let reply = cloud
+        .put(&quota, &cloud.admin, json!({"quota": {"router": 1}}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = cloud
+        .post(
+            "/v2.0/routers",
+            &cloud.demo,
+            json!({"router": {"name": "r2"}}),
+        )
+        .await;
+    assert_eq!(reply.error_type(), "OverQuota", "{}", reply.body);
+    let reply = cloud.get(&format!("{quota}/details"), &cloud.demo).await;
+    assert_eq!(reply.body["quota"]["router"]["used"], 1, "{}", reply.body);
+
+    // Agents and binding.
+    let config = oxstack_network::agents::AgentConfig {
+        tunneling_ip: Some("192.0.2.11".into()),
+        ..Default::default()
+    };
+    cloud
+        .service
+        .report_agent("node1", config.clone())
+        .await
+        .unwrap();
+    cloud.service.report_agent("node1", config).await.unwrap();
+    let reply = cloud
+        .post(
+            "/v2.0/ports",
+            &cloud.admin,
+            json!({"port": {"network_id": network["id"], "binding:host_id": "node1"}}),
+        )
+        .await;
+    assert_eq!(
+        reply.body["port"]["binding:vif_type"], "bridge",
+        "{}",
+        reply.body
+    );
+    let reply = cloud.get("/v2.0/agents", &cloud.admin).await;
+    assert_eq!(
+        reply.body["agents"].as_array().unwrap().len(),
+        1,
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_respect_quota_on_postgres() {
+    let Some(url) = postgres_url() else { return };
+    let cloud = std::sync::Arc::new(Cloud::start_postgres(&url).await);
+    let quota = format!("/v2.0/quotas/{}", cloud.demo_project);
+    let reply = cloud
+        .put(&quota, &cloud.admin, json!({"quota": {"network": 3}}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let mut tasks = Vec::new();
+    for index in 0..10 {
+        let cloud = cloud.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"network": {"name": format!("n{index}")}});
+            let reply = cloud.post("/v2.0/networks", &cloud.demo, body).await;
+            (reply.status, reply.error_type().to_owned())
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        let (status, error_type) = task.await.unwrap();
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT => assert_eq!(error_type, "OverQuota"),
+            other => panic!("unexpected {other}: {error_type}"),
+        }
+    }
+    assert_eq!(created, 3);
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use oxstack_compute::ComputeConfig;
 use oxstack_identity::IdentityConfig;
 use oxstack_image::ImageConfig;
 use oxstack_network::NetworkConfig;
@@ -23,6 +24,7 @@ pub struct Config {
     pub image: ImageConfig,
     pub network: NetworkConfig,
     pub netagent: NetAgentConfig,
+    pub compute: ComputeConfig,
 }
 
 /// `[netagent]`: how this host's network agent reaches physical networks.
@@ -32,9 +34,13 @@ pub struct NetAgentConfig {
     /// `PHYSNET:BRIDGE` pairs: the host bridge each physical network is
     /// plugged into (Neutron's `bridge_mappings`).
     pub bridge_mappings: Vec<String>,
-    /// The address VXLAN tunnels of this host use [default: none, which
-    /// leaves VXLAN networks unbindable here].
-    pub tunnel_ip: Option<String>,
+    /// The address VXLAN tunnels of this host use [default: the listen
+    /// address, or 127.0.0.1 when that is 0.0.0.0; one host needs no
+    /// tunnel between hosts].
+    pub tunneling_ip: Option<String>,
+    /// The host name of this agent in bindings and `network agent list`
+    /// [default: the kernel's host name].
+    pub host: Option<String>,
 }
 
 /// `[server]`: the listener, the data directory and the database.

@@ -11,6 +11,7 @@ use oxstack_core::ServiceKind;
 use oxstack_core::TokenValidator;
 use oxstack_identity::token::LocalValidator;
 use oxstack_identity::Identity;
+use oxstack_compute::ComputeService;
 use oxstack_image::ImageService;
 use oxstack_network::NetworkService;
 use oxstack_placement::PlacementService;
@@ -21,11 +22,12 @@ pub struct Services {
     pub images: Arc<ImageService>,
     pub networks: Arc<NetworkService>,
     pub placement: Arc<PlacementService>,
+    pub compute: Arc<ComputeService>,
 }
 
 /// Builds the application served on the listener.
 pub fn app(services: Services, metrics: Metrics) -> Router {
-    let Services { identity, images, networks, placement } = services;
+    let Services { identity, images, networks, placement, compute } = services;
     let public_url = identity.public_url.clone();
     let validator: Arc<dyn TokenValidator> = Arc::new(LocalValidator(identity.clone()));
     let identity_routes = oxstack_identity::api::router(identity)
@@ -34,6 +36,8 @@ pub fn app(services: Services, metrics: Metrics) -> Router {
         .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Image), metrics::record));
     let network_routes = oxstack_network::mount(networks, validator.clone())
         .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Network), metrics::record));
+    let compute_routes = oxstack_compute::mount(compute, validator.clone())
+        .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Compute), metrics::record));
     let placement_routes = oxstack_placement::mount(placement, validator)
         .layer(axum::middleware::from_fn_with_state((metrics.clone(), ServiceKind::Placement), metrics::record));
     let root = Router::new()
@@ -44,6 +48,7 @@ pub fn app(services: Services, metrics: Metrics) -> Router {
     root.merge(image_routes)
         .merge(network_routes)
         .merge(placement_routes)
+        .merge(compute_routes)
         .merge(identity_routes)
         .layer(axum::middleware::from_fn(oxstack_core::request_id::assign))
 }

@@ -1,6 +1,7 @@
 //! The `oxstack` command: `up` runs the whole cloud in the foreground;
 //! `identity rotate-keys` rotates the Fernet token keys.
 
+mod agent;
 mod config;
 mod doctor;
 mod files;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use oxstack_core::metrics::Metrics;
 use oxstack_identity::bootstrap::{self, CatalogEntry};
+use oxstack_compute::ComputeService;
 use oxstack_identity::Identity;
 use oxstack_image::{ImageService, Visibility};
 use oxstack_network::NetworkService;
@@ -29,7 +30,7 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
     let data_dir = config.data_dir();
     let listen = config.listen()?;
     let public_url = config.public_url()?;
-    let mut progress = Progress::new(if config.guest_image().is_some() { 9 } else { 8 });
+    let mut progress = Progress::new(if config.guest_image().is_some() { 10 } else { 9 });
 
     progress.step("Preparing data directory", async { prepare_data_dir(&data_dir, &config) }).await?;
 
@@ -72,6 +73,14 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
         })
         .await?;
 
+    let compute = progress
+        .step("Starting compute service", async {
+            ComputeService::open(store.clone(), config.compute.clone(), public_url.clone())
+                .await
+                .context("cannot start the compute service")
+        })
+        .await?;
+
     let password = files::admin_password(&data_dir, given_password.as_deref())?;
     let bootstrapped = progress
         .step("Bootstrapping admin, roles and catalog", async {
@@ -95,6 +104,11 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
             .await?;
     }
 
+    let networks = Arc::new(networks);
+    let host = crate::agent::host_name(&config);
+    let report = crate::agent::agent_config(&config)?;
+    crate::agent::start_reporting(networks.clone(), host, report).await?;
+
     let identity = Arc::new(identity);
     let listener = progress
         .step(&format!("Listening on {listen}"), async {
@@ -109,8 +123,9 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
     let services = crate::http::Services {
         identity,
         images: Arc::new(images),
-        networks: Arc::new(networks),
+        networks,
         placement: Arc::new(placement),
+        compute: Arc::new(compute),
     };
     let app = crate::http::app(services, Metrics::new());
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
@@ -130,6 +145,8 @@ fn catalog_entries(public_url: &str) -> Vec<CatalogEntry> {
         // Networks and subnets only so far; clients append /v2.0 themselves.
         CatalogEntry { service_type: "network", name: "neutron", url: format!("{public_url}/networking") },
         CatalogEntry { service_type: "placement", name: "placement", url: format!("{public_url}/placement") },
+        // Flavors, keypairs, quotas and limits so far; servers come next.
+        CatalogEntry { service_type: "compute", name: "nova", url: format!("{public_url}/compute/v2.1") },
     ]
 }
 

@@ -15,6 +15,10 @@ pub const RESOURCES: &[(&str, &str)] = &[
     ("port", "ports"),
     ("security_group", "security-groups"),
     ("security_group_rule", "security-group-rules"),
+    ("router", "routers"),
+    ("floatingip", "floatingips"),
+    ("quota", "quotas"),
+    ("agent", "agents"),
 ];
 
 pub fn routes() -> Router<NetworkState> {

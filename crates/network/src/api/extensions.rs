@@ -21,6 +21,38 @@ struct Extension {
 
 const EXTENSIONS: &[Extension] = &[
     Extension {
+        alias: "agent",
+        name: "agent",
+        description: "The agent management extension: lists the network agent of each host.",
+        updated: "2013-02-03T10:00:00-00:00",
+    },
+    Extension {
+        alias: "quotas",
+        name: "Quota management support",
+        description: "Expose functions for quotas management per project.",
+        updated: "2012-07-29T10:00:00-00:00",
+    },
+    Extension {
+        alias: "quota_details",
+        name: "Quota details management support",
+        description: "Expose functions for quotas usage statistics per project.",
+        updated: "2017-02-10T10:00:00-00:00",
+    },
+    Extension {
+        alias: "router",
+        name: "Neutron L3 Router",
+        description: "Router abstraction for layer 3 forwarding between layer 2 Neutron networks \
+                      and access to external networks via a NAT gateway.",
+        updated: "2012-07-20T10:00:00-00:00",
+    },
+    Extension {
+        alias: "ext-gw-mode",
+        name: "Neutron L3 Configurable external gateway mode",
+        description: "Extension of the router abstraction for specifying whether SNAT should \
+                      occur on the external gateway.",
+        updated: "2013-03-28T10:00:00-00:00",
+    },
+    Extension {
         alias: "external-net",
         name: "Neutron external network",
         description: "Adds the router:external attribute to networks.",

@@ -2,9 +2,12 @@
 //! relative to the network endpoint root; the binary nests this router
 //! under `/networking`.
 
+pub mod agents;
 pub mod body;
 pub mod discovery;
 pub mod extensions;
+pub mod floatingip_association;
+pub mod floatingips;
 pub mod networks;
 pub mod port_addresses;
 pub mod port_input;
@@ -12,8 +15,13 @@ pub mod port_rules;
 pub mod port_update;
 pub mod ports;
 pub mod query;
+pub mod quotas;
+pub mod router_gateway;
+pub mod router_interfaces;
+pub mod routers;
 pub mod security_group_rules;
 pub mod security_groups;
+pub mod service_ports;
 pub mod sg_rule_input;
 pub mod subnet_input;
 pub mod subnets;
@@ -43,6 +51,10 @@ pub fn router(state: NetworkState, validator: Arc<dyn TokenValidator>) -> Router
         .merge(ports::routes())
         .merge(security_groups::routes())
         .merge(security_group_rules::routes())
+        .merge(routers::routes())
+        .merge(floatingips::routes())
+        .merge(quotas::routes())
+        .merge(agents::routes())
         .merge(tags::routes())
         .fallback(|| async { ApiError::not_found("The resource could not be found.") })
         .with_state(state)

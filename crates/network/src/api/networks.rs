@@ -16,6 +16,7 @@ use super::{db_error, security_groups, NetworkState};
 use crate::db;
 use crate::model::{now, Network, NetworkId, NetworkType, Port, Segment, SubnetId};
 use crate::policy::{network_target, Caller};
+use crate::quota;
 use crate::segments::{self, ProviderRequest, SegmentPlan};
 use crate::NetworkService;
 
@@ -311,7 +312,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(json!({ "network": body }))))
 }
 
-/// Inserts `network` with the planned segment. A tenant VNI is the lowest
+/// Inserts `network` with the planned segment, within its project's
+/// network quota. A tenant VNI is the lowest
 /// free one. When a concurrent create takes it first, the unique key rejects
 /// the row and the choice is made again.
 async fn insert_with_segment(
@@ -335,7 +337,13 @@ async fn insert_with_segment(
                 }
             }
         };
-        match db::networks::insert(state.pool(), network).await {
+        let mut tx = state.pool().begin().await.map_err(db_error)?;
+        quota::check(&mut tx, &network.project_id, quota::Resource::Network, 1).await?;
+        let inserted = match db::networks::insert(&mut *tx, network).await {
+            Ok(()) => tx.commit().await,
+            Err(error) => Err(error),
+        };
+        match inserted {
             Ok(()) => return Ok(()),
             Err(error) if oxstack_store::is_unique_violation(&error) => {
                 if let SegmentPlan::Fixed(segment) = plan {

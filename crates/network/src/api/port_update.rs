@@ -13,6 +13,7 @@ use super::port_input as input;
 use super::port_rules;
 use super::ports::{self, ATTEMPTS, UNBOUND};
 use super::{db_error, NetworkState};
+use crate::binding;
 use crate::db;
 use crate::model::{now, Port, PortId};
 use crate::policy::{port_target, Caller};
@@ -90,7 +91,9 @@ fn apply_mac(port: &mut Port, object: &Map<String, Value>) -> Result<Option<Stri
     if mac == port.mac_address {
         return Ok(None);
     }
-    if port.binding.vif_type != UNBOUND {
+    let bound =
+        port.binding.vif_type != UNBOUND && port.binding.vif_type != binding::VIF_BINDING_FAILED;
+    if bound {
         return Err(ApiError::conflict(format!(
             "Unable to complete operation on port {}, port is already bound, port type: {}, \
              old_mac {}, new_mac {mac}.",
@@ -100,6 +103,29 @@ fn apply_mac(port: &mut Port, object: &Map<String, Value>) -> Result<Option<Stri
     }
     port.mac_address = mac.clone();
     Ok(Some(mac))
+}
+
+/// Binds `port` to its new `binding:host_id` (or unbinds it for an empty
+/// one). A failed binding is stored as `binding_failed`, as Neutron does,
+/// and the request still succeeds.
+pub(crate) async fn bind(
+    state: &NetworkService,
+    port: &mut Port,
+    network: &crate::model::Network,
+) -> Result<(), ApiError> {
+    let host = port.binding.host_id.clone();
+    let outcome = if host.is_empty() {
+        Ok(())
+    } else {
+        binding::evaluate(state, network, &host)
+            .await
+            .map_err(db_error)?
+    };
+    if let Err(reason) = &outcome {
+        tracing::warn!(port_id = %port.id, host = %host, reason = %reason, "port binding failed");
+    }
+    binding::apply(port, &host, &outcome);
+    Ok(())
 }
 
 /// Applies `port_security_enabled`, `security_groups` and
@@ -146,6 +172,9 @@ pub async fn update(
 
     apply_plain_fields(&mut port, &object)?;
     let new_mac = apply_mac(&mut port, &object)?;
+    if object.contains_key("binding:host_id") {
+        bind(&state, &mut port, &network).await?;
+    }
     if let Some(mac) = &new_mac {
         if db::ports::mac_taken(state.pool(), &port.network_id, mac)
             .await

@@ -20,8 +20,10 @@ use super::query::{select_fields, ListQuery, QueryPairs};
 use super::{db_error, port_update, security_groups, NetworkState};
 use crate::db;
 use crate::ipam;
-use crate::model::{now, Binding, FixedIp, Network, NetworkId, Port, PortId};
+use crate::model::{now, Binding, FixedIp, Network, NetworkId, Port, PortId, ProjectId};
+use crate::model::{FLOATINGIP_OWNER, ROUTER_GATEWAY, ROUTER_INTERFACE};
 use crate::policy::{port_target, Caller};
+use crate::quota;
 use crate::NetworkService;
 
 const CREATE_ATTRIBUTES: &[&str] = &[
@@ -66,9 +68,9 @@ const SORTABLE: &[&str] = &[
     "description",
 ];
 /// The `binding:vif_type` of a port that no host has bound.
-// NOTE: nothing binds ports yet, so a port given `binding:host_id` keeps
-// this VIF type and the status DOWN.
 pub const UNBOUND: &str = "unbound";
+/// Device owners of ports that routers and floating IPs create and delete.
+const SERVICE_OWNERS: &[&str] = &[ROUTER_INTERFACE, ROUTER_GATEWAY, FLOATINGIP_OWNER];
 /// Tries at storing a port before giving up on concurrent requests that
 /// keep taking the chosen address or MAC first.
 pub const ATTEMPTS: usize = 10;
@@ -310,13 +312,18 @@ async fn create(
     )
     .await?;
     addresses::check_subnets_exist(&state, requests.as_deref()).await?;
+    if !port.binding.host_id.is_empty() {
+        port_update::bind(&state, &mut port, &network).await?;
+    }
 
+    let project_id = port.project_id.clone();
     store_new_port(
         &state,
         &mut port,
         &object,
         requested_mac.as_deref(),
         requests.as_deref(),
+        Some(&project_id),
     )
     .await?;
     tracing::info!(port_id = %port.id, network_id = %port.network_id, project_id = %port.project_id,
@@ -328,12 +335,13 @@ async fn create(
 /// Chooses the MAC and fixed IPs of `port` and stores it with them, in
 /// one transaction that holds the network's row lock. A collision with a
 /// concurrent request that slipped past the lock makes a new choice.
-async fn store_new_port(
+pub(crate) async fn store_new_port(
     state: &NetworkService,
     port: &mut Port,
     object: &Map<String, Value>,
     requested_mac: Option<&str>,
     requests: Option<&[input::IpRequest]>,
+    quota_project: Option<&ProjectId>,
 ) -> Result<(), ApiError> {
     for _ in 0..ATTEMPTS {
         let mut tx = state.pool().begin().await.map_err(db_error)?;
@@ -342,6 +350,9 @@ async fn store_new_port(
             .map_err(db_error)?
         {
             return Err(networks::not_found(&port.network_id));
+        }
+        if let Some(project_id) = quota_project {
+            quota::check(&mut tx, project_id, quota::Resource::Port, 1).await?;
         }
         port.mac_address = match requested_mac {
             Some(mac) => {
@@ -393,6 +404,29 @@ async fn insert(db: &mut sqlx::AnyConnection, port: &Port) -> Result<(), sqlx::E
     db::ports::set_security_groups(db, &port.id, &port.security_groups).await
 }
 
+/// True for a port that a router or floating IP that still exists owns.
+/// Like Neutron, a port that merely carries such a device owner, without
+/// the router or floating IP, may be deleted.
+async fn is_owned_by_service(state: &NetworkService, port: &Port) -> Result<bool, ApiError> {
+    if !SERVICE_OWNERS.contains(&port.device_owner.as_str()) || port.device_id.is_empty() {
+        return Ok(false);
+    }
+    let owner_exists = if port.device_owner == FLOATINGIP_OWNER {
+        let id = crate::model::FloatingIpId::new(port.device_id.clone());
+        db::floatingips::get(state.pool(), &id)
+            .await
+            .map_err(db_error)?
+            .is_some()
+    } else {
+        let id = crate::model::RouterId::new(port.device_id.clone());
+        db::routers::get(state.pool(), &id)
+            .await
+            .map_err(db_error)?
+            .is_some()
+    };
+    Ok(owner_exists)
+}
+
 async fn remove(
     State(state): State<NetworkState>,
     caller: Caller,
@@ -400,7 +434,19 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let (port, network) = find_visible(&state, &caller, &id).await?;
     caller.authorize(&state.policy, "delete_port", &port_target(&port, &network))?;
+    if is_owned_by_service(&state, &port).await? {
+        return Err(ApiError::conflict(format!(
+            "Port {id} cannot be deleted directly via the port API: has device owner {}; \
+             remove it through its router or floating IP.",
+            port.device_owner
+        ))
+        .with_type("ServicePortInUse"));
+    }
+    // Neutron disassociates the floating IPs of a deleted port.
     let mut tx = state.pool().begin().await.map_err(db_error)?;
+    db::floatingips::disassociate_port(&mut *tx, &id, now())
+        .await
+        .map_err(db_error)?;
     let deleted = db::ports::delete(&mut tx, &id).await.map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;
     if !deleted {

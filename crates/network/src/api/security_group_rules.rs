@@ -19,6 +19,7 @@ use super::{db_error, security_groups, NetworkState};
 use crate::db;
 use crate::model::{now, ProjectId, SecurityGroupId, SecurityGroupRule, SecurityGroupRuleId};
 use crate::policy::{security_group_rule_target, security_group_target, Caller};
+use crate::quota;
 use crate::NetworkService;
 
 pub use input::rule_key;
@@ -259,11 +260,24 @@ async fn create(
     ))
 }
 
-/// Inserts `rule`, or returns `SecurityGroupRuleExists` naming the equal
-/// rule its group already has.
+/// Inserts `rule` within its project's `security_group_rule` quota, or
+/// returns `SecurityGroupRuleExists` naming the equal rule its group
+/// already has.
 async fn insert_unique(state: &NetworkService, rule: &SecurityGroupRule) -> Result<(), ApiError> {
     let key = rule_key(rule);
-    match db::security_groups::insert_rule(state.pool(), rule, &key).await {
+    let mut tx = state.pool().begin().await.map_err(db_error)?;
+    quota::check(
+        &mut tx,
+        &rule.project_id,
+        quota::Resource::SecurityGroupRule,
+        1,
+    )
+    .await?;
+    let inserted = match db::security_groups::insert_rule(&mut *tx, rule, &key).await {
+        Ok(()) => tx.commit().await,
+        Err(error) => Err(error),
+    };
+    match inserted {
         Ok(()) => Ok(()),
         Err(error) if oxstack_store::is_unique_violation(&error) => {
             let existing = db::security_groups::rule_with_key(state.pool(), &key)

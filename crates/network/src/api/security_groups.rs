@@ -21,6 +21,7 @@ use crate::model::{
     now, ProjectId, SecurityGroup, SecurityGroupId, SecurityGroupRule, SecurityGroupRuleId,
 };
 use crate::policy::{security_group_target, Caller};
+use crate::quota::{self, QuotaError};
 use crate::NetworkService;
 
 pub const DEFAULT_NAME: &str = "default";
@@ -164,13 +165,25 @@ fn new_group(project_id: ProjectId, name: String, description: String) -> Securi
 }
 
 /// Inserts `group` with its initial rules in one transaction. `is_default`
-/// also records it as its project's default group.
+/// also records it as its project's default group. Creating any other
+/// group checks the project's `security_group` quota, in which the default
+/// group counts. The default group itself is created on first use whatever
+/// the quota, as Neutron does.
 async fn insert_with_rules(
     state: &NetworkService,
     group: &SecurityGroup,
     is_default: bool,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), QuotaError> {
     let mut tx = state.pool().begin().await?;
+    if !is_default {
+        quota::check(
+            &mut tx,
+            &group.project_id,
+            quota::Resource::SecurityGroup,
+            1,
+        )
+        .await?;
+    }
     db::security_groups::insert_group(&mut *tx, group).await?;
     if is_default {
         db::security_groups::insert_default(&mut *tx, &group.project_id, &group.id).await?;
@@ -178,7 +191,8 @@ async fn insert_with_rules(
     for rule in initial_rules(group, is_default) {
         db::security_groups::insert_rule(&mut *tx, &rule, &rule_key(&rule)).await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Returns the `default` group of `project_id`, creating it with Neutron's
@@ -206,13 +220,13 @@ pub async fn ensure_default_group(
                            "created default security group");
             Ok(group.id)
         }
-        Err(error) if oxstack_store::is_unique_violation(&error) => {
+        Err(QuotaError::Database(error)) if oxstack_store::is_unique_violation(&error) => {
             db::security_groups::default_group_of(state.pool(), project_id)
                 .await
                 .map_err(db_error)?
                 .ok_or_else(|| db_error(error))
         }
-        Err(error) => Err(db_error(error)),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -350,9 +364,7 @@ async fn create(
 
     let mut group = new_group(project_id, name, description);
     group.stateful = body::boolean(&object, "stateful")?.unwrap_or(true);
-    insert_with_rules(&state, &group, false)
-        .await
-        .map_err(db_error)?;
+    insert_with_rules(&state, &group, false).await?;
     tracing::info!(security_group_id = %group.id, project_id = %group.project_id,
                    "created security group");
     let body = render_stored(&state, &group).await?;

@@ -19,6 +19,7 @@ use crate::db;
 use crate::ipam;
 use crate::model::{now, Network, NetworkId, Port, Subnet, SubnetId};
 use crate::policy::{subnet_target, Caller};
+use crate::quota;
 use crate::NetworkService;
 
 const CREATE_ATTRIBUTES: &[&str] = &[
@@ -331,6 +332,7 @@ async fn insert_checked(state: &NetworkService, subnet: &Subnet) -> Result<(), A
     {
         return Err(networks::not_found(&subnet.network_id));
     }
+    quota::check(&mut tx, &subnet.project_id, quota::Resource::Subnet, 1).await?;
     let existing = db::subnets::list_for_network(&mut *tx, &subnet.network_id)
         .await
         .map_err(db_error)?;

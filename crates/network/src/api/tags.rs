@@ -1,5 +1,5 @@
 //! `/v2.0/{collection}/{id}/tags`: the standard-attr-tag API on networks,
-//! subnets, ports and security groups. Changing tags is an update of the resource, so it needs the
+//! subnets, ports, security groups, routers and floating IPs. Changing tags is an update of the resource, so it needs the
 //! resource's update rule and bumps its revision.
 // NOTE: Neutron checks separate rules (`update_networks_tags` and so on);
 // here an operator's policy file can only steer tags through the update rules.
@@ -12,12 +12,18 @@ use oxstack_core::ApiError;
 use serde_json::{json, Value};
 
 use super::body::NeutronBody;
-use super::{db_error, networks, ports, security_groups, subnets, NetworkState};
+use super::{
+    db_error, floatingips, networks, ports, routers, security_groups, subnets, NetworkState,
+};
 use crate::db;
 use crate::model::{
-    now, Network, NetworkId, Port, PortId, SecurityGroup, SecurityGroupId, Subnet, SubnetId,
+    now, FloatingIpId, Network, NetworkId, Port, PortId, RouterId, SecurityGroup, SecurityGroupId,
+    Subnet, SubnetId,
 };
-use crate::policy::{network_target, port_target, security_group_target, subnet_target, Caller};
+use crate::policy::{
+    floatingip_target, network_target, port_target, router_target, security_group_target,
+    subnet_target, Caller,
+};
 use crate::NetworkService;
 
 /// The maximum tag length in characters, Neutron's `MAX_TAG_LEN`.
@@ -44,6 +50,8 @@ enum Tagged {
     Subnet(Box<(Subnet, Network)>),
     Port(Box<(Port, Network)>),
     SecurityGroup(Box<SecurityGroup>),
+    Router(Box<crate::model::Router>),
+    FloatingIp(Box<crate::model::FloatingIp>),
 }
 
 impl Tagged {
@@ -72,6 +80,14 @@ impl Tagged {
                     security_groups::find_visible(state, caller, &SecurityGroupId::new(id)).await?;
                 Ok(Tagged::SecurityGroup(Box::new(group)))
             }
+            "routers" => {
+                let router = routers::find_visible(state, caller, &RouterId::new(id)).await?;
+                Ok(Tagged::Router(Box::new(router)))
+            }
+            "floatingips" => {
+                let fip = floatingips::find_visible(state, caller, &FloatingIpId::new(id)).await?;
+                Ok(Tagged::FloatingIp(Box::new(fip)))
+            }
             _ => Err(ApiError::not_found("The resource could not be found.")),
         }
     }
@@ -82,6 +98,8 @@ impl Tagged {
             Tagged::Subnet(pair) => &pair.0.tags,
             Tagged::Port(pair) => &pair.0.tags,
             Tagged::SecurityGroup(group) => &group.tags,
+            Tagged::Router(router) => &router.tags,
+            Tagged::FloatingIp(fip) => &fip.tags,
         }
     }
 
@@ -103,6 +121,12 @@ impl Tagged {
                 "update_security_group",
                 &security_group_target(group),
             ),
+            Tagged::Router(router) => {
+                caller.authorize(&state.policy, "update_router", &router_target(router))
+            }
+            Tagged::FloatingIp(fip) => {
+                caller.authorize(&state.policy, "update_floatingip", &floatingip_target(fip))
+            }
         }
     }
 
@@ -154,6 +178,30 @@ impl Tagged {
                         .await
                         .map_err(db_error)?,
                     group.id.to_string(),
+                )
+            }
+            Tagged::Router(router) => {
+                let mut router = *router;
+                router.tags = tags;
+                router.revision_number += 1;
+                router.updated_at = now();
+                (
+                    db::routers::update(state.pool(), &router)
+                        .await
+                        .map_err(db_error)?,
+                    router.id.to_string(),
+                )
+            }
+            Tagged::FloatingIp(fip) => {
+                let mut fip = *fip;
+                fip.tags = tags;
+                fip.revision_number += 1;
+                fip.updated_at = now();
+                (
+                    db::floatingips::update(state.pool(), &fip)
+                        .await
+                        .map_err(db_error)?,
+                    fip.id.to_string(),
                 )
             }
         };

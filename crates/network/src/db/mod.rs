@@ -1,7 +1,11 @@
-//! Persistence of networks, subnets, ports and security groups in portable SQL (see `oxstack_store`).
+//! Persistence of networks, subnets, ports, security groups, routers,
+//! floating IPs and network agents in portable SQL (see `oxstack_store`).
 
+pub mod agents;
+pub mod floatingips;
 pub mod networks;
 pub mod ports;
+pub mod routers;
 pub mod schema;
 pub mod security_groups;
 pub mod subnets;

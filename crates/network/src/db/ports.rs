@@ -386,3 +386,21 @@ pub async fn delete(db: &mut sqlx::AnyConnection, id: &PortId) -> Result<bool, s
         .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// Returns the ids of the ports of `device_id` with `device_owner`.
+pub async fn ids_for_device<'c>(
+    db: impl Executor<'c, Database = Any>,
+    device_id: &str,
+    device_owner: &str,
+) -> Result<Vec<PortId>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id FROM ports WHERE device_id = $1 AND device_owner = $2 ORDER BY created_at, id",
+    )
+    .bind(device_id)
+    .bind(device_owner)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|row| Ok(PortId::new(row.try_get::<String, _>("id")?)))
+        .collect()
+}

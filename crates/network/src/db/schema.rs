@@ -138,4 +138,69 @@ CREATE TABLE port_security_groups (
 CREATE INDEX port_security_groups_group ON port_security_groups (security_group_id)
 "#,
     },
+    Migration {
+        version: 3,
+        description: "routers, floating IPs, quotas and network agents",
+        // Router interfaces and gateways are ports (device_id = router id),
+        // so routers keep only the gateway port's id. Floating IPs name their
+        // associated port without a foreign key, because deleting that port
+        // disassociates the floating IP instead of failing.
+        sql: r#"
+CREATE TABLE routers (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    admin_state_up BIGINT NOT NULL,
+    gateway_network_id TEXT REFERENCES networks (id),
+    gateway_port_id TEXT,
+    enable_snat BIGINT NOT NULL,
+    tags TEXT NOT NULL,
+    revision_number BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX routers_project ON routers (project_id);
+CREATE TABLE floatingips (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    floating_network_id TEXT NOT NULL REFERENCES networks (id),
+    floating_ip_address TEXT NOT NULL,
+    floating_port_id TEXT NOT NULL,
+    port_id TEXT,
+    fixed_ip_address TEXT,
+    router_id TEXT,
+    status TEXT NOT NULL,
+    description TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    revision_number BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX floatingips_project ON floatingips (project_id);
+CREATE INDEX floatingips_port ON floatingips (port_id);
+CREATE TABLE network_quotas (
+    project_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    hard_limit BIGINT NOT NULL,
+    PRIMARY KEY (project_id, resource)
+);
+CREATE TABLE network_quota_locks (
+    project_id TEXT PRIMARY KEY,
+    generation BIGINT NOT NULL
+);
+CREATE TABLE network_agents (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL UNIQUE,
+    agent_type TEXT NOT NULL,
+    binary_name TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    admin_state_up BIGINT NOT NULL,
+    configurations TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+)
+"#,
+    },
 ];

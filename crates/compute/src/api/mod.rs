@@ -1,0 +1,116 @@
+//! The Compute v2.1 HTTP API: one module per resource. Paths are relative
+//! to the compute endpoint root, and [`mount`] nests them under `/compute`.
+
+pub mod availability_zones;
+pub mod discovery;
+pub mod extra_specs;
+pub mod flavor_access;
+pub mod flavor_input;
+pub mod flavor_view;
+pub mod flavors;
+pub mod keypair_input;
+pub mod keypairs;
+pub mod limits;
+pub mod quota_classes;
+pub mod quota_sets;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::Router;
+use oxstack_core::microversion::Microversion;
+use oxstack_core::{ApiError, ErrorKind, RequestContext, ServiceKind, TokenValidator};
+
+use crate::policy::Caller;
+use crate::ComputeService;
+
+/// Shared handle passed to every handler.
+pub type ComputeState = Arc<ComputeService>;
+
+/// Builds the `/v2.1` routes: microversion negotiation on each of them,
+/// token authentication and Nova's error bodies.
+fn v21_router(state: ComputeState) -> Router {
+    let document = state.clone();
+    Router::new()
+        .route(
+            "/",
+            axum::routing::get(move || discovery::v21_document(document.clone())),
+        )
+        .merge(flavors::routes())
+        .merge(flavor_access::routes())
+        .merge(extra_specs::routes())
+        .merge(keypairs::routes())
+        .merge(limits::routes())
+        .merge(quota_sets::routes())
+        .merge(quota_classes::routes())
+        .merge(availability_zones::routes())
+        .fallback(|| async { ApiError::not_found("The resource could not be found.") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorKind::MethodNotAllowed,
+                "The method is not allowed for this resource.",
+            )
+        })
+        .with_state(state)
+        .layer(axum::middleware::from_fn(|request, next| {
+            oxstack_core::microversion::negotiate(crate::version::RANGE, request, next)
+        }))
+}
+
+/// Returns the compute API mounted at `/compute`, for the binary to merge
+/// into its application. Version documents need no token. The `/v2.1`
+/// routes are nested one level deep: with axum 0.8, a fallback two `nest`
+/// levels deep was not reached, and unknown paths got an empty 404.
+pub fn mount(state: ComputeState, validator: Arc<dyn TokenValidator>) -> Router {
+    let v21 = v21_router(state.clone())
+        .layer(axum::middleware::from_fn(move |request, next| {
+            oxstack_core::context::authenticate(validator.clone(), request, next)
+        }))
+        .layer(axum::middleware::from_fn(|request, next| {
+            oxstack_core::error::render_errors(ServiceKind::Compute, request, next)
+        }));
+    Router::new()
+        .merge(discovery::routes(state))
+        .nest("/compute/v2.1", v21)
+}
+
+impl FromRequestParts<ComputeState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ComputeState) -> Result<Self, ApiError> {
+        let ctx = RequestContext::from_request_parts(parts, state).await?;
+        Ok(Caller::new(&state.policy, ctx))
+    }
+}
+
+/// The negotiated microversion of a `/v2.1` request.
+pub struct Version(pub Microversion);
+
+impl<S: Send + Sync> FromRequestParts<S> for Version {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Ok(Version(
+            parts
+                .extensions
+                .get::<Microversion>()
+                .copied()
+                .unwrap_or(crate::version::MIN),
+        ))
+    }
+}
+
+/// The query string as ordered pairs, repeated keys kept.
+pub type QueryPairs = Query<Vec<(String, String)>>;
+
+/// Maps a database failure to a logged 500.
+pub(crate) fn db_error(error: sqlx::Error) -> ApiError {
+    oxstack_store::api_error(error)
+}
+
+/// Reads a JSON request body, turning malformed JSON into Nova's 400.
+pub(crate) fn parse_body(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| ApiError::bad_request(format!("Malformed request body: {error}")))
+}

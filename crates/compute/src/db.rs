@@ -1,0 +1,94 @@
+//! The compute service's tables, and the default flavors.
+
+use oxstack_store::Migration;
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "flavors, keypairs and quotas",
+        sql: r#"
+CREATE TABLE compute_flavors (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    vcpus BIGINT NOT NULL,
+    ram BIGINT NOT NULL,
+    disk BIGINT NOT NULL,
+    ephemeral BIGINT NOT NULL,
+    swap BIGINT NOT NULL,
+    rxtx_factor DOUBLE PRECISION NOT NULL,
+    is_public BIGINT NOT NULL,
+    disabled BIGINT NOT NULL,
+    description TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE compute_flavor_access (
+    flavor_id TEXT NOT NULL REFERENCES compute_flavors (id) ON DELETE CASCADE,
+    project_id TEXT NOT NULL,
+    PRIMARY KEY (flavor_id, project_id)
+);
+CREATE TABLE compute_flavor_extra_specs (
+    flavor_id TEXT NOT NULL REFERENCES compute_flavors (id) ON DELETE CASCADE,
+    spec_key TEXT NOT NULL,
+    spec_value TEXT NOT NULL,
+    PRIMARY KEY (flavor_id, spec_key)
+);
+CREATE TABLE compute_keypairs (
+    id BIGINT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    key_type TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (user_id, name)
+);
+CREATE TABLE compute_quotas (
+    project_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    hard_limit BIGINT NOT NULL,
+    PRIMARY KEY (project_id, resource)
+)
+"#,
+    },
+    // The default flavors, with the ids devstack gives them so that scripts
+    // written against devstack find them. A migration runs once, so a
+    // default flavor an operator deletes stays deleted after a restart.
+    Migration {
+        version: 2,
+        description: "default flavors",
+        sql: "
+INSERT INTO compute_flavors VALUES ('42', 'm1.nano', 1, 128, 1, 0, 0, 1.0, 1, 0, NULL, 0);
+INSERT INTO compute_flavors VALUES ('84', 'm1.micro', 1, 192, 1, 0, 0, 1.0, 1, 0, NULL, 0);
+INSERT INTO compute_flavors VALUES ('1', 'm1.tiny', 1, 512, 1, 0, 0, 1.0, 1, 0, NULL, 0);
+INSERT INTO compute_flavors VALUES ('2', 'm1.small', 1, 2048, 20, 0, 0, 1.0, 1, 0, NULL, 0);
+INSERT INTO compute_flavors VALUES ('3', 'm1.medium', 2, 4096, 40, 0, 0, 1.0, 1, 0, NULL, 0);
+INSERT INTO compute_flavors VALUES ('4', 'm1.large', 4, 8192, 80, 0, 0, 1.0, 1, 0, NULL, 0);
+INSERT INTO compute_flavors VALUES ('5', 'm1.xlarge', 8, 16384, 160, 0, 0, 1.0, 1, 0, NULL, 0)
+",
+    },
+    Migration {
+        version: 3,
+        description: "per-user quotas",
+        sql: "
+CREATE TABLE compute_user_quotas (
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    hard_limit BIGINT NOT NULL,
+    PRIMARY KEY (project_id, user_id, resource)
+)
+",
+    },
+    Migration {
+        version: 4,
+        description: "quota classes",
+        sql: "
+CREATE TABLE compute_quota_classes (
+    class_name TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    hard_limit BIGINT NOT NULL,
+    PRIMARY KEY (class_name, resource)
+)
+",
+    },
+];
