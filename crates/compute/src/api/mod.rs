@@ -73,6 +73,18 @@ pub fn mount(state: ComputeState, validator: Arc<dyn TokenValidator>) -> Router 
     Router::new()
         .merge(discovery::routes(state))
         .nest("/compute/v2.1", v21)
+        .layer(axum::middleware::from_fn(echo_compute_request_id))
+}
+
+/// Adds Nova's `X-Compute-Request-Id`, the same id as
+/// `x-openstack-request-id`, which older tools read.
+async fn echo_compute_request_id(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let id = request.extensions().get::<oxstack_core::request_id::RequestId>().map(|id| id.0.clone());
+    let mut response = next.run(request).await;
+    if let Some(value) = id.and_then(|id| axum::http::HeaderValue::from_str(&id).ok()) {
+        response.headers_mut().insert("x-compute-request-id", value);
+    }
+    response
 }
 
 impl FromRequestParts<ComputeState> for Caller {
