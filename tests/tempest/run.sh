@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Runs Tempest's identity and image API tests against one fresh `oxstack up`.
+# Runs Tempest's identity, image, network and compute API tests (compute:
+# the flavor, keypair, quota, limit and availability zone tests, which need
+# no servers) against one fresh `oxstack up`.
 #
 # It starts oxstack on a free loopback port with its own data directory and a
-# known admin password, writes tempest.conf from tempest.conf.in, runs
-# `tempest run --regex '^tempest\.api\.(identity|image)'` once, and compares
-# the failures of each service with its known-failures list
-# (identity-known-failures.txt, image-known-failures.txt). The exit status is
-# non-zero only when a test fails that is not listed there (or when nothing
-# could run).
+# known admin password, and creates the external network `public` with the
+# admin token. It writes tempest.conf from tempest.conf.in, with the network
+# extensions and the compute microversion range read from the running server.
+# It runs `tempest run --regex REGEX` once and compares the failures of each
+# service with its known-failures list (SERVICE-known-failures.txt). The exit
+# status is non-zero only when a test fails that is not listed there (or when
+# nothing could run).
 #
 # The server runs in the current directory, so started from the repository
 # root it registers tools/guest-image/out/oxstack-guest.qcow2 as the public
@@ -18,9 +21,10 @@
 #   OXSTACK_VENV         venv with tempest, from tests/setup-python.sh [default: REPO/.venv]
 #   TEMPEST_WORKDIR      results, logs and the server's data [default: REPO/target/tempest];
 #                        emptied at the start
-#   TEMPEST_REGEX        test selection [default: ^tempest\.api\.(identity|image)]
+#   TEMPEST_REGEX        test selection [default: identity, image, network and the
+#                        server-free compute tests; see default_regex below]
 #   TEMPEST_CONCURRENCY  parallel test workers [default: 2]
-#   TEMPEST_COUNTS_DIR   if set, receives identity.txt and image.txt, each with
+#   TEMPEST_COUNTS_DIR   if set, receives identity.txt, image.txt, network.txt and compute.txt, each with
 #                        "passed new_failed skipped known_failed"
 set -euo pipefail
 
@@ -29,7 +33,10 @@ repo="$(cd "$here/../.." && pwd)"
 oxstack="${OXSTACK_BIN:-$repo/target/debug/oxstack}"
 venv="${OXSTACK_VENV:-$repo/.venv}"
 work="${TEMPEST_WORKDIR:-$repo/target/tempest}"
-regex="${TEMPEST_REGEX:-^tempest\.api\.(identity|image)}"
+# Compute is limited to the tests that boot no server: oxstack serves no
+# servers yet, and the other compute tests create one in setUpClass.
+default_regex='^tempest\.api\.(identity|image|network|compute\.(flavors|keypairs|limits|test_quotas|admin\.test_(flavors|keypairs|quotas|availability_zone)))'
+regex="${TEMPEST_REGEX:-$default_regex}"
 concurrency="${TEMPEST_CONCURRENCY:-2}"
 
 for tool in "$oxstack" "$venv/bin/tempest" "$venv/bin/stestr" "$venv/bin/python"; do
@@ -88,12 +95,59 @@ if ! curl -fsS -o /dev/null "$base_url/v3"; then
     exit 1
 fi
 
+# Sends one request with the admin token and prints the response body. curl
+# exits non-zero on a status of 400 or above, which fails the run.
+admin_request() {
+    local method="$1" path="$2" body="${3:-}"
+    local args=(-fsS -X "$method" -H "X-Auth-Token: $admin_token" -H "Content-Type: application/json")
+    if [[ -n "$body" ]]; then
+        args+=(-d "$body")
+    fi
+    curl "${args[@]}" "$base_url$path"
+}
+
+admin_token="$(curl -fsS -D - -o /dev/null -H "Content-Type: application/json" -d '{"auth": {
+    "identity": {"methods": ["password"], "password": {"user": {"name": "admin",
+        "domain": {"id": "default"}, "password": "'"$admin_password"'"}}},
+    "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}' \
+    "$base_url/v3/auth/tokens" | tr -d '\r' | sed -n 's/^[Xx]-[Ss]ubject-[Tt]oken: //p')"
+if [[ -z "$admin_token" ]]; then
+    echo "tempest: POST /v3/auth/tokens as admin returned no X-Subject-Token" >&2
+    exit 1
+fi
+
+# The external network the floating IP and router gateway tests use.
+public_network_id="$(admin_request POST /networking/v2.0/networks '{"network": {"name": "public",
+    "router:external": true, "provider:network_type": "flat",
+    "provider:physical_network": "public"}}' \
+    | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["network"]["id"])')"
+admin_request POST /networking/v2.0/subnets '{"subnet": {"name": "public_subnet",
+    "network_id": "'"$public_network_id"'", "ip_version": 4, "cidr": "172.24.4.0/24",
+    "enable_dhcp": false}}' > /dev/null
+
+# Tempest skips the tests of every extension not listed, so the list is
+# exactly what the server reports.
+network_extensions="$(admin_request GET /networking/v2.0/extensions \
+    | "$venv/bin/python" -c 'import json, sys; print(",".join(e["alias"] for e in json.load(sys.stdin)["extensions"]))')"
+read -r compute_min_microversion compute_max_microversion < <(admin_request GET /compute/v2.1/ \
+    | "$venv/bin/python" -c 'import json, sys; v = json.load(sys.stdin)["version"]; print(v["min_version"], v["version"])')
+if [[ -z "$network_extensions" || -z "${compute_max_microversion:-}" ]]; then
+    echo "tempest: GET /networking/v2.0/extensions or GET /compute/v2.1/ returned no usable body" >&2
+    exit 1
+fi
+echo "tempest: public network $public_network_id; compute microversions $compute_min_microversion to $compute_max_microversion"
+echo "tempest: network extensions: $network_extensions"
+
 "$venv/bin/tempest" init --workspace-path "$work/workspace.yaml" --name oxstack "$workspace" > /dev/null
 mkdir -p "$workspace/logs"
 sed -e "s|@IDENTITY_URI_V3@|$base_url/v3|" \
     -e "s|@ADMIN_PASSWORD@|$admin_password|" \
     -e "s|@LOG_DIR@|$workspace/logs|" \
     -e "s|@UNUSED_HTTP_URL@|http://127.0.0.1:$unused_port|" \
+    -e "s|@PUBLIC_NETWORK_ID@|$public_network_id|" \
+    -e "s|@NETWORK_EXTENSIONS@|$network_extensions|" \
+    -e "s|@COMPUTE_MIN_MICROVERSION@|$compute_min_microversion|" \
+    -e "s|@COMPUTE_MAX_MICROVERSION@|$compute_max_microversion|" \
     "$here/tempest.conf.in" > "$workspace/etc/tempest.conf"
 
 echo "tempest: running '$regex' with concurrency $concurrency (log: $workspace/logs/tempest.log)"
@@ -114,7 +168,7 @@ if [[ -n "${TEMPEST_REGEX:-}" ]]; then
     empty_args=(--allow-empty)
 fi
 status=0
-for service in identity image; do
+for service in identity image network compute; do
     echo
     echo "tempest: $service results"
     counts_args=()

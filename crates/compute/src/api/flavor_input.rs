@@ -96,13 +96,15 @@ fn name(value: Option<&Value>) -> Result<String, ApiError> {
 }
 
 /// Checks a flavor id or generates one for `null`, absent and `auto`
-/// (the value python-openstackclient sends by default).
+/// (the value python-openstackclient sends by default). Numbers are
+/// accepted and stored as their text, as Nova's schema allows them.
 fn flavor_id(value: Option<&Value>) -> Result<String, ApiError> {
     let text = match value {
         None | Some(Value::Null) => return Ok(uuid::Uuid::new_v4().to_string()),
         Some(Value::String(text)) if text == "auto" => return Ok(uuid::Uuid::new_v4().to_string()),
-        Some(Value::String(text)) => text,
-        Some(_) => return Err(invalid("id", "It must be a string or null.")),
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Number(number)) => number.to_string(),
+        Some(_) => return Err(invalid("id", "It must be a string, a number or null.")),
     };
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | ' ' | '_' | '-');
     if text.is_empty()
@@ -116,7 +118,7 @@ fn flavor_id(value: Option<&Value>) -> Result<String, ApiError> {
             "It must have 1 to 255 characters from letters, digits, '.', '_', '-' and inner spaces.",
         ));
     }
-    Ok(text.clone())
+    Ok(text)
 }
 
 /// Parses `POST /flavors`; `description` is accepted from 2.55.
@@ -231,6 +233,12 @@ mod tests {
         let body = json!({"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 0, "id": "auto"}});
         let id = parse_create(&body, V255).unwrap().id;
         assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    }
+
+    #[test]
+    fn numeric_id_becomes_text() {
+        let body = json!({"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 0, "id": 12345}});
+        assert_eq!(parse_create(&body, V255).unwrap().id, "12345");
     }
 
     #[test]

@@ -43,14 +43,29 @@ impl Server {
     /// directory and waits until `GET /v3` returns 200. The server output
     /// is appended to `DATA_DIR.stdout.log`.
     pub fn start_in(working_dir: &Path, data_dir: &Path, port: u16) -> Server {
+        Server::start_with_config(working_dir, data_dir, port, None)
+    }
+
+    /// Starts `oxstack up` like [`Server::start_in`], reading the TOML
+    /// config file `config` (`--config`) when one is given.
+    pub fn start_with_config(
+        working_dir: &Path,
+        data_dir: &Path,
+        port: u16,
+        config: Option<&Path>,
+    ) -> Server {
         let log_path = data_dir.with_extension("stdout.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .expect("cannot open the server output file");
-        let child = Command::new(env!("CARGO_BIN_EXE_oxstack"))
-            .arg("up")
+        let mut command = Command::new(env!("CARGO_BIN_EXE_oxstack"));
+        command.arg("up");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
