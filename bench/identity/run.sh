@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks token issue and validation of `oxstack up` with the same client
 # script, the same request mix and the same defaults as the peer lab's
-# Keystone benchmark (../shared/peers/bench/peers_bench.py): sequential
+# Keystone benchmark (its peers_bench.py, found beside the checkout): sequential
 # issue (n=100) and validation (n=300) latency, then 20 s of 8 concurrent
 # clients each, a new TCP connection per request, all on 127.0.0.1.
 #

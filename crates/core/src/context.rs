@@ -1,4 +1,4 @@
-//! Who is calling: the request context handlers receive, and the trait
+//! The caller: the request context handlers receive, and the trait
 //! through which any service turns an `X-Auth-Token` into an identity.
 
 use std::sync::Arc;
@@ -101,7 +101,7 @@ pub async fn authenticate(
     next.run(request).await
 }
 
-/// What a handler knows about its request: its id and the caller.
+/// The request context of a handler: the request id and the caller.
 #[derive(Clone, Debug)]
 pub struct RequestContext {
     pub request_id: String,

@@ -2,7 +2,7 @@
 //! OpenStack error body.
 //!
 //! Handlers return `ApiError`. Its `IntoResponse` leaves the body empty and
-//! stores the error in the response extensions; the `render_errors` layer of
+//! stores the error in the response extensions. The `render_errors` layer of
 //! the service that served the request then writes the body in that
 //! service's shape. This keeps one mapping from error kind to HTTP status and
 //! one renderer per service, and lets handlers stay ignorant of the shape.
@@ -16,8 +16,8 @@ use serde_json::json;
 
 use crate::service::ServiceKind;
 
-/// What went wrong, in the terms a client can act on. Each kind has one HTTP
-/// status.
+/// The kind of failure, in the terms a client can act on. Each kind has one
+/// HTTP status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The request is malformed or a field is invalid (400).
@@ -26,7 +26,7 @@ pub enum ErrorKind {
     Unauthenticated,
     /// The caller is known but not allowed (403).
     Forbidden,
-    /// A quota would be exceeded (403, as Nova and Neutron answer).
+    /// A quota would be exceeded (403, the status Nova and Neutron return).
     QuotaExceeded,
     /// The resource does not exist or is not visible to the caller (404).
     NotFound,
@@ -105,8 +105,8 @@ impl ApiError {
         Self::new(ErrorKind::Conflict, message)
     }
 
-    /// An unexpected failure. The client sees a generic message naming the
-    /// request id; `detail` is logged.
+    /// Builds an unexpected failure. The client sees a generic message, and
+    /// `detail` is logged.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         ApiError {
             kind: ErrorKind::Internal,
@@ -178,7 +178,7 @@ pub fn render(service: ServiceKind, error: &ApiError, accept: Option<&str>) -> R
                         "code": "placement.undefined_code"}]
         }),
         ServiceKind::Image => {
-            // Glance answers `*/*` with HTML and no Accept with plain text,
+            // Glance returns HTML for `*/*` and plain text for no Accept,
             // which openstacksdk reduces to the bare reason phrase. JSON
             // carries the message to the operator, so only an explicit
             // request for text gets text.

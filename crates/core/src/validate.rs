@@ -1,6 +1,6 @@
 //! Request bodies: parsed as JSON, checked against the endpoint's JSON
 //! schema, then deserialised. Every rejection is a 400 that names the field
-//! and says what is wrong with it.
+//! and states what is wrong with it.
 
 use std::sync::OnceLock;
 
@@ -124,7 +124,7 @@ pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
         .map_err(|error| ApiError::bad_request(format!("Invalid request body: {error}")))
 }
 
-/// A schema shared by many bodies: a name of 1 to 255 characters.
+/// Returns the schema shared by many bodies: a name of 1 to 255 characters.
 pub fn name_schema() -> &'static Value {
     static NAME: OnceLock<Value> = OnceLock::new();
     NAME.get_or_init(|| serde_json::json!({"type": "string", "minLength": 1, "maxLength": 255}))

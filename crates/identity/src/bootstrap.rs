@@ -23,7 +23,7 @@ pub struct CatalogEntry {
     pub url: String,
 }
 
-/// What bootstrap found or made.
+/// The result of bootstrap: what it found or created.
 #[derive(Clone, Debug)]
 pub struct Bootstrapped {
     pub admin_user_id: String,

@@ -61,7 +61,7 @@ impl Identity {
     }
 }
 
-/// Why the identity service could not start.
+/// A failure to start the identity service.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(transparent)]

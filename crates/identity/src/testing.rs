@@ -112,7 +112,7 @@ impl TestIdentity {
     }
 }
 
-/// A password auth body for a user and project in the Default domain.
+/// Builds a password auth body for a user and project in the Default domain.
 pub fn password_auth(user: &str, password: &str, project: Option<&str>) -> Value {
     let mut body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": user, "domain": {"name": "Default"}, "password": password}}}}});

@@ -63,7 +63,7 @@ fn modified(repository: &KeyRepository) -> Option<SystemTime> {
     std::fs::metadata(repository.dir()).and_then(|m| m.modified()).ok()
 }
 
-/// Why a token was not accepted.
+/// The reason a token was not accepted.
 #[derive(Debug)]
 pub enum Rejection {
     /// Expired, malformed, revoked, or its user or scope is gone or
@@ -79,7 +79,7 @@ impl From<ApiError> for Rejection {
 }
 
 impl Rejection {
-    /// The error for a caller whose own token this is (401).
+    /// Converts to the error for a caller whose own token this is (401).
     pub fn into_unauthenticated(self) -> ApiError {
         match self {
             Rejection::Invalid(reason) => {
@@ -90,7 +90,7 @@ impl Rejection {
         }
     }
 
-    /// The error for a subject token someone asked about (404).
+    /// Converts to the error for a subject token in a validation request (404).
     pub fn into_not_found(self) -> ApiError {
         match self {
             Rejection::Invalid(reason) => {

@@ -1,7 +1,7 @@
 //! The identity flows on PostgreSQL, proving the SQL is portable. Runs
 //! against the server named by `OXSTACK_TEST_POSTGRES_URL`
-//! (e.g. `postgres://oxstack:oxstack@127.0.0.1/oxstack_test`); in CI the
-//! variable must be set, elsewhere the test says how and passes.
+//! (e.g. `postgres://oxstack:oxstack@127.0.0.1/oxstack_test`). In CI the
+//! variable must be set; elsewhere the test prints how to set it and passes.
 
 use axum::http::StatusCode;
 use oxstack_identity::testing::{password_auth, TestIdentity};
@@ -45,5 +45,6 @@ async fn identity_flow_runs_on_postgres() {
     let reply = cloud.call("POST", "/v3/auth/tokens", None, Some(password_auth("dan", "s3cret", Some("demo")))).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let roles: Vec<&str> = reply.body["token"]["roles"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
-    assert!(roles.contains(&"member") && roles.contains(&"reader"), "{roles:?}");
+    assert!(roles.contains(&"member"), "{roles:?}");
+    assert!(roles.contains(&"reader"), "{roles:?}");
 }

@@ -105,7 +105,7 @@ fn unauthorized() -> ApiError {
     ApiError::unauthenticated("The request you have made requires authentication.")
 }
 
-/// Who the auth methods proved the caller to be.
+/// The identity that the auth methods proved.
 pub(crate) struct Authenticated {
     pub user_id: String,
     pub methods: Vec<String>,
@@ -161,7 +161,7 @@ async fn issue(
         .await
         .map_err(|rejection| match rejection {
             Rejection::Invalid(reason) => {
-                tracing::info!(user_id = %authenticated.user_id, %reason, "token scope refused");
+                tracing::info!(user_id = %authenticated.user_id, %reason, "token scope rejected");
                 ApiError::unauthenticated(format!(
                     "User {} has no access to the requested scope; ask an administrator for a role on it.",
                     authenticated.user_id
@@ -336,7 +336,7 @@ async fn resolve_scope(state: &Identity, scope: Option<&Value>, user_id: &str) -
                 None => None,
             }
         };
-        // Unknown and disabled projects are both 401 on auth, as Keystone answers.
+        // Unknown and disabled projects are both 401 on auth, as in Keystone.
         let project = found.filter(|p| p.enabled).ok_or_else(unauthorized)?;
         return Ok(TokenScope::Project(project.id));
     }
@@ -366,7 +366,7 @@ pub(crate) async fn default_scope(state: &Identity, user_id: &str) -> Result<Tok
     Ok(if visible.contains(&project_id) { TokenScope::Project(project_id) } else { TokenScope::Unscoped })
 }
 
-/// Returns the ids of the enabled projects where `user_id` holds a role,
+/// Returns the ids of the enabled projects where `user_id` has a role,
 /// directly, through a group, or inherited from a domain or parent project.
 pub async fn projects_of_user(state: &Identity, user_id: &str) -> Result<BTreeSet<String>, ApiError> {
     let pool = state.pool();

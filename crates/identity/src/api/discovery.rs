@@ -34,7 +34,7 @@ async fn v3(State(state): State<IdentityState>) -> Json<Value> {
 }
 
 /// `GET /`: the identity version list, 300 Multiple Choices as Keystone
-/// answers, for clients whose auth URL has no version.
+/// returns it, for clients whose auth URL has no version.
 pub fn root_versions(public_url: &str) -> Response {
     let body = json!({ "versions": { "values": [v3_entry(public_url)] } });
     (StatusCode::MULTIPLE_CHOICES, Json(body)).into_response()

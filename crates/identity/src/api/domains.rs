@@ -54,7 +54,7 @@ body_schema!(DomainBody, json!({
     }}
 }));
 
-/// Finds a domain visible to nobody but by its id; 404 names it.
+/// Finds a domain by id, or returns a 404 that names the id.
 pub async fn find(state: &Identity, id: &str) -> Result<Domain, ApiError> {
     domains::get(state.pool(), id)
         .await?

@@ -9,7 +9,6 @@ pub mod discovery;
 pub mod domains;
 pub mod groups;
 pub mod projects;
-pub mod quotas;
 pub mod roles;
 pub mod users;
 pub mod v2;
@@ -42,7 +41,6 @@ pub fn router(state: IdentityState) -> Router {
         .merge(assignments::routes())
         .merge(catalog::routes())
         .merge(app_creds::routes())
-        .merge(quotas::routes())
         .merge(v2::routes())
         .fallback(|| async { ApiError::not_found("The resource could not be found.") })
         .with_state(state.clone())
@@ -59,12 +57,12 @@ pub fn router(state: IdentityState) -> Router {
 /// key wins.
 pub type QueryMap = Query<HashMap<String, String>>;
 
-/// The `links` object of a resource.
+/// Builds the `links` object of a resource.
 pub fn self_link(state: &crate::Identity, path: &str) -> Value {
     json!({ "self": format!("{}/v3/{path}", state.public_url) })
 }
 
-/// The `links` object of a collection.
+/// Builds the `links` object of a collection.
 pub fn collection_links(state: &crate::Identity, path: &str) -> Value {
     json!({ "self": format!("{}/v3/{path}", state.public_url), "previous": null, "next": null })
 }
@@ -100,29 +98,29 @@ pub fn opt_str(body: &Value, key: &str) -> Option<String> {
     body.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
-/// The JSON schema fragment for an optional description.
+/// Returns the JSON schema fragment for an optional description.
 pub fn description_schema() -> Value {
     json!({"type": ["string", "null"], "maxLength": 65535})
 }
 
-/// The JSON schema fragment for resource names (1 to 255 characters, as
+/// Returns the JSON schema fragment for resource names (1 to 255 characters, as
 /// Keystone limits them).
 pub fn name_schema() -> Value {
     oxstack_core::validate::name_schema().clone()
 }
 
-/// The JSON schema fragment for project and domain names, which Keystone
+/// Returns the JSON schema fragment for project and domain names, which Keystone
 /// limits to 64 characters.
 pub fn short_name_schema() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 64})
 }
 
-/// The JSON schema fragment for a resource id in a body.
+/// Returns the JSON schema fragment for a resource id in a body.
 pub fn id_schema() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 64})
 }
 
-/// The JSON schema fragment for tags (Keystone: up to 80 tags of at most
+/// Returns the JSON schema fragment for tags (Keystone: up to 80 tags of at most
 /// 255 characters, no `/` or `,`).
 pub fn tags_schema() -> Value {
     json!({"type": "array", "maxItems": 80, "uniqueItems": true,

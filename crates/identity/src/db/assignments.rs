@@ -1,4 +1,4 @@
-//! Role assignments: which actor (user or group) holds which role on which
+//! Role assignments: which actor (user or group) has which role on which
 //! target (project, domain or the system), possibly inherited down the
 //! project tree.
 

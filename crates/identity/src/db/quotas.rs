@@ -1,4 +1,7 @@
-//! Per-project quota limits that the other services read.
+//! Per-project quota limits kept by the identity service.
+//!
+//! NOTE: compute and network keep their own limit tables today, so nothing
+//! outside this crate reads these rows yet.
 //!
 //! A limit is stored per (project, resource name), for example
 //! (`p1`, `instances`) → 10. Resource names belong to the service that

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use super::{db_error, json_column};
 
-/// How a global role's `domain_id` is stored, so that the unique constraint
+/// The stored `domain_id` of a global role, so that the unique constraint
 /// on (name, domain_id) also covers global roles (SQL treats NULLs as
 /// distinct).
 pub const GLOBAL_DOMAIN: &str = "<<null>>";
@@ -107,7 +107,7 @@ pub async fn delete(pool: &Pool, id: &str) -> Result<(), ApiError> {
     tx.commit().await.map_err(db_error)
 }
 
-/// All implication edges, prior → implied.
+/// Returns all implication edges, prior → implied.
 pub async fn implications(pool: &Pool) -> Result<Vec<(String, String)>, ApiError> {
     let rows = sqlx::query("SELECT prior_role_id, implied_role_id FROM implied_roles")
         .fetch_all(pool)
