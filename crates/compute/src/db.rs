@@ -91,4 +91,101 @@ CREATE TABLE compute_quota_classes (
 )
 ",
     },
+    // A server is stored whole as JSON in `doc`; the columns beside it are
+    // the ones lists filter and sort on, and `revision`, which every write
+    // compares and bumps.
+    Migration {
+        version: 5,
+        description: "servers",
+        sql: "
+CREATE TABLE compute_servers (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    host TEXT,
+    vm_state TEXT NOT NULL,
+    task_state TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    deleted BIGINT NOT NULL DEFAULT 0,
+    revision BIGINT NOT NULL DEFAULT 0,
+    doc TEXT NOT NULL
+);
+CREATE INDEX compute_servers_project ON compute_servers (project_id, deleted);
+CREATE INDEX compute_servers_host ON compute_servers (host)
+",
+    },
+    Migration {
+        version: 6,
+        description: "instance actions",
+        sql: "
+CREATE TABLE compute_instance_actions (
+    request_id TEXT NOT NULL,
+    server_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    start_time BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    message TEXT,
+    PRIMARY KEY (request_id, server_id)
+);
+CREATE INDEX compute_instance_actions_server ON compute_instance_actions (server_id, start_time);
+CREATE TABLE compute_instance_action_events (
+    request_id TEXT NOT NULL,
+    server_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    host TEXT,
+    start_time BIGINT NOT NULL,
+    finish_time BIGINT,
+    result TEXT,
+    traceback TEXT,
+    PRIMARY KEY (request_id, server_id, event)
+)
+",
+    },
+    // Compute hosts: one row per service a host runs (`nova-compute`,
+    // `nova-scheduler`, `nova-conductor`) with its heartbeat, and one
+    // compute node per `nova-compute` service with the resources its driver
+    // reported. A node's uuid is also its placement resource provider's.
+    Migration {
+        version: 7,
+        description: "compute services and nodes",
+        sql: "
+CREATE TABLE compute_services (
+    id BIGINT PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    host TEXT NOT NULL,
+    binary_name TEXT NOT NULL,
+    disabled BIGINT NOT NULL DEFAULT 0,
+    disabled_reason TEXT,
+    forced_down BIGINT NOT NULL DEFAULT 0,
+    last_seen_up BIGINT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (host, binary_name)
+);
+CREATE TABLE compute_nodes (
+    id BIGINT PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    host TEXT NOT NULL UNIQUE,
+    hypervisor_hostname TEXT NOT NULL,
+    hypervisor_type TEXT NOT NULL,
+    hypervisor_version BIGINT NOT NULL,
+    virt_type TEXT NOT NULL,
+    cpu_arch TEXT NOT NULL,
+    availability_zone TEXT NOT NULL,
+    host_ip TEXT NOT NULL,
+    vcpus BIGINT NOT NULL,
+    memory_mb BIGINT NOT NULL,
+    local_gb BIGINT NOT NULL,
+    reserved_vcpus BIGINT NOT NULL,
+    reserved_memory_mb BIGINT NOT NULL,
+    reserved_disk_gb BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+)
+",
+    },
 ];

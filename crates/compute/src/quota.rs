@@ -124,19 +124,84 @@ pub fn check_user_limits(
     Ok(())
 }
 
-/// Counts the usage of each resource: the keypairs of `user_id` (Nova
-/// counts keypairs per user), and 0 for the rest, because no servers or
-/// server groups exist yet.
+/// Counts the usage of each resource: the servers of `project_id` (only
+/// those of `user_id` when `per_user`) with their cores and RAM, and the
+/// keypairs of `user_id` (Nova counts keypairs per user). Server groups are
+/// not served yet, so they count 0.
 pub async fn usage(
     service: &ComputeService,
+    project_id: &str,
     user_id: &str,
+    per_user: bool,
 ) -> Result<BTreeMap<String, i64>, ApiError> {
     let mut usage: BTreeMap<String, i64> = DEFAULTS
         .iter()
         .map(|(name, _)| (name.to_string(), 0))
         .collect();
     usage.insert("key_pairs".into(), count_keypairs(service, user_id).await?);
+    let servers = server_usage(service.pool(), project_id, per_user.then_some(user_id))
+        .await
+        .map_err(db_error)?;
+    usage.insert("instances".into(), servers.instances);
+    usage.insert("cores".into(), servers.cores);
+    usage.insert("ram".into(), servers.ram);
     Ok(usage)
+}
+
+/// The instances, cores and RAM (MiB) that servers hold until they are
+/// deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ServerUsage {
+    pub instances: i64,
+    pub cores: i64,
+    pub ram: i64,
+}
+
+/// Counts the servers of `project_id` (of `user_id` within it, when given)
+/// that are not deleted. `db` may be a transaction, so a create counts and
+/// inserts under one lock.
+pub async fn server_usage<'c>(
+    db: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    project_id: &str,
+    user_id: Option<&str>,
+) -> Result<ServerUsage, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT user_id, doc FROM compute_servers WHERE project_id = $1 AND deleted = 0",
+    )
+    .bind(project_id)
+    .fetch_all(db)
+    .await?;
+    let mut usage = ServerUsage::default();
+    for (owner, doc) in rows {
+        if user_id.is_some_and(|user| user != owner) {
+            continue;
+        }
+        let doc: serde_json::Value =
+            serde_json::from_str(&doc).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        usage.instances += 1;
+        usage.cores += doc["flavor"]["vcpus"].as_i64().unwrap_or(0);
+        usage.ram += doc["flavor"]["ram"].as_i64().unwrap_or(0);
+    }
+    Ok(usage)
+}
+
+/// Loads the limits stored for `user_id` in `project_id` itself, without
+/// the project's; Nova checks a user's server usage only when the user has
+/// limits of its own.
+pub async fn user_overrides(
+    service: &ComputeService,
+    project_id: &str,
+    user_id: &str,
+) -> Result<BTreeMap<String, i64>, ApiError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT resource, hard_limit FROM compute_user_quotas WHERE project_id = $1 AND user_id = $2",
+    )
+    .bind(project_id)
+    .bind(user_id)
+    .fetch_all(service.pool())
+    .await
+    .map_err(db_error)?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Returns how many keypairs `user_id` owns.

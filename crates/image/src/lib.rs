@@ -125,6 +125,13 @@ impl ImageService {
         self.store.pool()
     }
 
+    /// Returns the file of the filesystem store that contains the data of
+    /// active image `id`, or `None` when the data is in another store or
+    /// missing.
+    pub fn local_data_path(&self, id: &ImageId) -> Option<PathBuf> {
+        self.data.local_path(id).filter(|path| path.is_file())
+    }
+
     /// Returns the path staged data of `id` has once staging finished.
     pub fn staged_path(&self, id: &ImageId) -> PathBuf {
         self.staging_dir.join(safe_file_name(id))

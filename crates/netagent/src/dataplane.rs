@@ -68,7 +68,33 @@ pub trait Dataplane: Send + Sync {
         link: &str,
         namespace: &str,
         address: Ipv4Net,
+    ) -> Result<(), DataplaneError> {
+        self.move_into_namespace_with_addresses(link, namespace, &[address])
+            .await
+    }
+
+    /// Like [`Self::move_into_namespace`], but leaves `link` with exactly
+    /// `addresses`: missing ones are added, others removed.
+    async fn move_into_namespace_with_addresses(
+        &self,
+        link: &str,
+        namespace: &str,
+        addresses: &[Ipv4Net],
     ) -> Result<(), DataplaneError>;
+
+    /// Turns on IPv4 forwarding inside `namespace` (which must exist) and
+    /// points its default route at `default_gateway`, replacing any other.
+    /// The gateway must be on a subnet of an interface already addressed in
+    /// the namespace.
+    async fn configure_routing(
+        &self,
+        namespace: &str,
+        default_gateway: Option<Ipv4Addr>,
+    ) -> Result<(), DataplaneError>;
+
+    /// Makes bridged IPv4 and IPv6 packets of this namespace traverse the IP
+    /// netfilter hooks (`br_netfilter`), where security groups track them.
+    async fn ensure_bridge_netfilter(&self) -> Result<(), DataplaneError>;
 }
 
 /// Failure of one dataplane operation.
@@ -79,7 +105,8 @@ pub enum DataplaneError {
         operation: &'static str,
         name: String,
         #[source]
-        source: rtnetlink::Error,
+        // Boxed: a netlink error carries the whole failed message.
+        source: Box<rtnetlink::Error>,
     },
     #[error("link {0} not found")]
     LinkNotFound(String),
@@ -101,14 +128,38 @@ pub enum DataplaneError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataplaneOp {
     CreateBridge(String),
-    CreateVxlan { name: String, vni: u32 },
-    CreateVeth { host_end: String, peer_end: String },
-    SetMaster { link: String, bridge: String },
+    CreateVxlan {
+        name: String,
+        vni: u32,
+    },
+    CreateVeth {
+        host_end: String,
+        peer_end: String,
+    },
+    SetMaster {
+        link: String,
+        bridge: String,
+    },
     DeleteLink(String),
     CreateNamespace(String),
     DeleteNamespace(String),
-    MoveIntoNamespace { link: String, namespace: String },
-    SetAddress { link: String, address: Ipv4Net },
+    MoveIntoNamespace {
+        link: String,
+        namespace: String,
+    },
+    SetAddress {
+        link: String,
+        address: Ipv4Net,
+    },
+    RemoveAddress {
+        link: String,
+        address: Ipv4Net,
+    },
+    ConfigureRouting {
+        namespace: String,
+        default_gateway: Option<Ipv4Addr>,
+    },
+    EnableBridgeNetfilter,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -116,7 +167,7 @@ struct FakeLink {
     master: Option<String>,
     /// Namespace the link is in; `None` is the host namespace.
     namespace: Option<String>,
-    address: Option<Ipv4Net>,
+    addresses: Vec<Ipv4Net>,
     /// The other end of a veth pair.
     peer: Option<String>,
 }
@@ -125,6 +176,9 @@ struct FakeLink {
 struct FakeHost {
     links: BTreeMap<String, FakeLink>,
     namespaces: BTreeSet<String>,
+    /// Default gateway configured per namespace.
+    routing: BTreeMap<String, Option<Ipv4Addr>>,
+    bridge_netfilter: bool,
     ops: Vec<DataplaneOp>,
     fail_on: Option<&'static str>,
 }
@@ -175,6 +229,30 @@ impl RecordingDataplane {
 
     pub fn namespaces(&self) -> Vec<String> {
         self.lock().namespaces.iter().cloned().collect()
+    }
+
+    /// Returns the addresses of a link, wherever it is.
+    pub fn addresses_of(&self, link: &str) -> Vec<Ipv4Net> {
+        self.lock()
+            .links
+            .get(link)
+            .map(|l| l.addresses.clone())
+            .unwrap_or_default()
+    }
+
+    /// Returns the namespace a link is in; `None` for the host namespace or
+    /// a missing link.
+    pub fn namespace_of(&self, link: &str) -> Option<String> {
+        self.lock()
+            .links
+            .get(link)
+            .and_then(|l| l.namespace.clone())
+    }
+
+    /// Returns the default gateway configured in a namespace, if routing was
+    /// configured there.
+    pub fn routing_of(&self, namespace: &str) -> Option<Option<Ipv4Addr>> {
+        self.lock().routing.get(namespace).copied()
     }
 
     /// Returns the bridge a link is in.
@@ -330,6 +408,7 @@ impl Dataplane for RecordingDataplane {
         if !host.namespaces.remove(name) {
             return Ok(());
         }
+        host.routing.remove(name);
         let inside: Vec<String> = host
             .links
             .iter()
@@ -344,11 +423,11 @@ impl Dataplane for RecordingDataplane {
         Ok(())
     }
 
-    async fn move_into_namespace(
+    async fn move_into_namespace_with_addresses(
         &self,
         link: &str,
         namespace: &str,
-        address: Ipv4Net,
+        addresses: &[Ipv4Net],
     ) -> Result<(), DataplaneError> {
         let mut host = self.begin("move_into_namespace", link)?;
         if !host.namespaces.contains(namespace) {
@@ -370,14 +449,56 @@ impl Dataplane for RecordingDataplane {
                 namespace: namespace.to_string(),
             });
         }
-        if entry.address != Some(address) {
-            entry.address = Some(address);
-            ops.push(DataplaneOp::SetAddress {
-                link: link.to_string(),
-                address,
+        for old in entry.addresses.clone() {
+            if !addresses.contains(&old) {
+                ops.push(DataplaneOp::RemoveAddress {
+                    link: link.to_string(),
+                    address: old,
+                });
+            }
+        }
+        for new in addresses {
+            if !entry.addresses.contains(new) {
+                ops.push(DataplaneOp::SetAddress {
+                    link: link.to_string(),
+                    address: *new,
+                });
+            }
+        }
+        entry.addresses = addresses.to_vec();
+        host.ops.extend(ops);
+        Ok(())
+    }
+
+    async fn configure_routing(
+        &self,
+        namespace: &str,
+        default_gateway: Option<Ipv4Addr>,
+    ) -> Result<(), DataplaneError> {
+        let mut host = self.begin("configure_routing", namespace)?;
+        if !host.namespaces.contains(namespace) {
+            return Err(DataplaneError::Namespace {
+                operation: "configure_routing",
+                name: namespace.to_string(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
             });
         }
-        host.ops.extend(ops);
+        if host.routing.get(namespace) != Some(&default_gateway) {
+            host.routing.insert(namespace.to_string(), default_gateway);
+            host.ops.push(DataplaneOp::ConfigureRouting {
+                namespace: namespace.to_string(),
+                default_gateway,
+            });
+        }
+        Ok(())
+    }
+
+    async fn ensure_bridge_netfilter(&self) -> Result<(), DataplaneError> {
+        let mut host = self.begin("ensure_bridge_netfilter", "bridge-nf-call-iptables")?;
+        if !host.bridge_netfilter {
+            host.bridge_netfilter = true;
+            host.ops.push(DataplaneOp::EnableBridgeNetfilter);
+        }
         Ok(())
     }
 }

@@ -2,19 +2,25 @@
 //! network service's storage types.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 
 /// Everything this host should have plugged in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DesiredState {
     pub networks: Vec<NetworkSpec>,
+    /// Routers hosted here; every network a router touches (internal and
+    /// external) must also be in `networks`, which gives it its bridge.
+    pub routers: Vec<RouterSpec>,
+    /// Upstream of the metadata proxies. `None` runs no metadata proxy and
+    /// pushes no route to 169.254.169.254 over DHCP.
+    pub metadata: Option<MetadataSpec>,
 }
 
 /// One network as bound to this host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkSpec {
     /// Network id; only its first 11 characters appear in device names.
     pub id: String,
@@ -29,6 +35,11 @@ pub struct NetworkSpec {
     pub dhcp_port: Option<PortSpec>,
     /// Instance ports; their tap devices are created by the hypervisor.
     pub ports: Vec<PortSpec>,
+    /// An existing host bridge to plug into instead of `brq<id>`: the bridge
+    /// that `bridge_mappings` maps a flat network's physical network to (or
+    /// the VLAN sub-interface's bridge). The agent never creates, changes the
+    /// MTU of, or deletes this bridge; `vxlan` must then be `None`.
+    pub bridge: Option<String>,
 }
 
 /// VXLAN segment of a tenant network.
@@ -44,18 +55,176 @@ pub struct VxlanSpec {
 pub struct SubnetSpec {
     pub cidr: Ipv4Net,
     pub lease_seconds: u32,
+    /// The subnet's `gateway_ip`, announced as the default route in DHCP
+    /// options 3 and 121. `None` announces no router, as Neutron does for a
+    /// subnet without a gateway.
+    pub gateway: Option<Ipv4Addr>,
 }
 
-/// A port with its fixed address.
+impl Default for SubnetSpec {
+    fn default() -> Self {
+        Self {
+            cidr: Ipv4Net::default(),
+            lease_seconds: 86400,
+            gateway: None,
+        }
+    }
+}
+
+/// A port with its fixed address and the filtering of its traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortSpec {
     pub id: String,
     pub mac: MacAddr,
+    /// The port's first IPv4 fixed IP: the one DHCP hands out.
     pub ip: Ipv4Addr,
+    /// The port's further IPv4 fixed IPs; allowed as sources, not leased.
+    pub extra_ips: Vec<Ipv4Addr>,
+    /// `port_security_enabled`. When false the port gets no anti-spoofing
+    /// and no security group filtering at all. Defaults to true, so a spec
+    /// built without it is filtered, never silently open.
+    pub port_security: bool,
+    /// The port's `allowed_address_pairs`: further sources it may send from.
+    pub allowed_address_pairs: Vec<AddressPair>,
+    /// Rules of all the port's security groups, with `remote_group_id`
+    /// already expanded to the member addresses. An empty list with
+    /// `port_security` on lets only DHCP and neighbour discovery through.
+    pub security_rules: Vec<SecurityRule>,
+}
+
+impl Default for PortSpec {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            mac: MacAddr::default(),
+            ip: Ipv4Addr::UNSPECIFIED,
+            extra_ips: Vec::new(),
+            port_security: true,
+            allowed_address_pairs: Vec::new(),
+            security_rules: Vec::new(),
+        }
+    }
+}
+
+/// One entry of a port's `allowed_address_pairs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressPair {
+    /// `ip_address`: a single address (/32) or a prefix.
+    pub ip: Ipv4Net,
+    /// `mac_address`; `None` means the port's own MAC, as in Neutron.
+    pub mac: Option<MacAddr>,
+}
+
+/// Direction of a security group rule, seen from the instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// Traffic arriving at the port.
+    #[default]
+    Ingress,
+    /// Traffic the port sends.
+    Egress,
+}
+
+/// `ethertype` of a security group rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EtherType {
+    #[default]
+    Ipv4,
+    Ipv6,
+}
+
+/// Other end of a rule's traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RuleRemote {
+    /// Neither `remote_ip_prefix` nor `remote_group_id`: anywhere.
+    #[default]
+    Any,
+    /// `remote_ip_prefix`.
+    Prefix(IpNet),
+    /// `remote_group_id`, expanded to the fixed IPs and allowed address pair
+    /// addresses of the group's member ports. An empty list matches nothing.
+    Members(Vec<IpNet>),
+}
+
+/// One security group rule in plain form, as Neutron stores it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityRule {
+    pub direction: Direction,
+    pub ethertype: EtherType,
+    /// IP protocol number (`tcp` 6, `udp` 17, `icmp` 1, `ipv6-icmp` 58,
+    /// `sctp` 132, …); `None` for any protocol. Neutron's `icmp` with
+    /// ethertype IPv6 must be given as 58.
+    pub protocol: Option<u8>,
+    /// `port_range_min`: first destination port for TCP, UDP and SCTP; the
+    /// ICMP type for ICMP and ICMPv6.
+    pub port_range_min: Option<u16>,
+    /// `port_range_max`: last destination port for TCP, UDP and SCTP; the
+    /// ICMP code for ICMP and ICMPv6.
+    pub port_range_max: Option<u16>,
+    pub remote: RuleRemote,
+}
+
+/// A router hosted on this host, in namespace `qrouter-<id>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouterSpec {
+    pub id: String,
+    /// `external_gateway_info`: the router's port on the external network.
+    pub gateway: Option<RouterGateway>,
+    /// One per `router add subnet`: the router's port on an internal subnet.
+    pub interfaces: Vec<RouterInterface>,
+    /// Floating IPs associated with a port behind this router.
+    pub floating_ips: Vec<FloatingIpSpec>,
+    /// `external_gateway_info.enable_snat`: internal subnets reach the
+    /// external network from the gateway address.
+    pub enable_snat: bool,
+}
+
+/// The router's gateway port (device `qg-<port id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterGateway {
+    pub port_id: String,
+    pub mac: MacAddr,
+    /// The gateway port's fixed IP on the external subnet.
+    pub ip: Ipv4Addr,
+    /// The external subnet's CIDR.
+    pub cidr: Ipv4Net,
+    /// The external network; it must be in `DesiredState::networks`.
+    pub network_id: String,
+    /// The external subnet's `gateway_ip`, the router's default route;
+    /// `None` leaves the router without one.
+    pub gateway_ip: Option<Ipv4Addr>,
+}
+
+/// A router port on an internal subnet (device `qr-<port id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterInterface {
+    pub port_id: String,
+    pub mac: MacAddr,
+    /// The port's fixed IP: the subnet's gateway address.
+    pub ip: Ipv4Addr,
+    /// The internal subnet's CIDR.
+    pub cidr: Ipv4Net,
+    /// The internal network; it must be in `DesiredState::networks`.
+    pub network_id: String,
+}
+
+/// A floating IP associated with a fixed IP behind the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FloatingIpSpec {
+    pub floating_ip: Ipv4Addr,
+    pub fixed_ip: Ipv4Addr,
+}
+
+/// The metadata API the proxies forward to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataSpec {
+    /// Address of the metadata API in the agent's own namespace, for
+    /// example `127.0.0.1:8775`.
+    pub upstream: SocketAddr,
 }
 
 /// Ethernet MAC address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MacAddr(pub [u8; 6]);
 
 impl fmt::Display for MacAddr {
@@ -89,7 +258,7 @@ impl FromStr for MacAddr {
 }
 
 /// Returns the first 11 characters of an id, as used in Neutron-style names.
-fn short_id(id: &str) -> &str {
+pub(crate) fn short_id(id: &str) -> &str {
     id.get(..11).unwrap_or(id)
 }
 
@@ -111,6 +280,21 @@ pub(crate) fn tap_name(port_id: &str) -> String {
 /// Returns the namespace-side device name of a DHCP port.
 pub(crate) fn ns_link_name(port_id: &str) -> String {
     format!("ns-{}", short_id(port_id))
+}
+
+/// Returns the router namespace name of a router.
+pub(crate) fn router_namespace(router_id: &str) -> String {
+    format!("qrouter-{router_id}")
+}
+
+/// Returns the namespace-side device name of a router's internal port.
+pub(crate) fn router_interface_name(port_id: &str) -> String {
+    format!("qr-{}", short_id(port_id))
+}
+
+/// Returns the namespace-side device name of a router's gateway port.
+pub(crate) fn router_gateway_name(port_id: &str) -> String {
+    format!("qg-{}", short_id(port_id))
 }
 
 /// Returns the DHCP namespace name of a network.

@@ -30,6 +30,11 @@ pub struct DhcpConfig {
     pub mtu: u32,
     /// Fixed leases, one per port.
     pub hosts: Vec<DhcpHost>,
+    /// Default gateway announced to clients; `None` announces no router.
+    pub router: Option<Ipv4Addr>,
+    /// Next hop for the classless static route to 169.254.169.254/32 (the
+    /// DHCP port, where the metadata proxy listens); `None` pushes no route.
+    pub metadata_next_hop: Option<Ipv4Addr>,
 }
 
 /// A fixed lease: the MAC gets `ip` and the hostname derived from it.
@@ -144,6 +149,28 @@ impl Dnsmasq {
 
     fn command_line(&self, config: &DhcpConfig, dir: &Path) -> Vec<String> {
         let subnet = config.subnet;
+        let mut args = self.base_arguments(config, dir, subnet);
+        // Clients that get option 121 ignore option 3, so the default route
+        // travels in it too, as Neutron's DHCP agent does; 249 is the same
+        // option for older Windows clients.
+        let mut routes = Vec::new();
+        if let Some(hop) = config.metadata_next_hop {
+            routes.push(format!("169.254.169.254/32,{hop}"));
+        }
+        if let (Some(router), false) = (config.router, routes.is_empty()) {
+            routes.push(format!("0.0.0.0/0,{router}"));
+        }
+        if !routes.is_empty() {
+            let routes = routes.join(",");
+            args.push(format!(
+                "--dhcp-option=option:classless-static-route,{routes}"
+            ));
+            args.push(format!("--dhcp-option=249,{routes}"));
+        }
+        args
+    }
+
+    fn base_arguments(&self, config: &DhcpConfig, dir: &Path, subnet: Ipv4Net) -> Vec<String> {
         // Flags follow the dnsmasq command line of Neutron's DHCP agent: fixed
         // leases only, nothing read from /etc, bound to the one interface.
         vec![
@@ -165,6 +192,11 @@ impl Dnsmasq {
                 config.lease_seconds
             ),
             format!("--dhcp-option-force=option:mtu,{}", config.mtu),
+            match config.router {
+                Some(router) => format!("--dhcp-option=option:router,{router}"),
+                // An empty option stops dnsmasq announcing itself as router.
+                None => "--dhcp-option=option:router".into(),
+            },
             "--dhcp-authoritative".into(),
             "--leasefile-ro".into(),
             "--domain=openstacklocal".into(),
@@ -508,8 +540,23 @@ mod tests {
             lease_seconds: 86400,
             mtu: 1450,
             hosts: Vec::new(),
+            router: Some("198.18.5.1".parse().unwrap()),
+            metadata_next_hop: Some("198.18.5.2".parse().unwrap()),
         };
         let args = dnsmasq.command_line(&config, Path::new("/d"));
+        assert!(args.contains(&"--dhcp-option=option:router,198.18.5.1".to_string()));
+        assert!(args.contains(
+            &"--dhcp-option=option:classless-static-route,169.254.169.254/32,198.18.5.2,0.0.0.0/0,198.18.5.1"
+                .to_string()
+        ));
+        let no_gateway = DhcpConfig {
+            router: None,
+            metadata_next_hop: None,
+            ..config.clone()
+        };
+        let args_without = dnsmasq.command_line(&no_gateway, Path::new("/d"));
+        assert!(args_without.contains(&"--dhcp-option=option:router".to_string()));
+        assert!(!args_without.iter().any(|a| a.contains("classless")));
         assert!(args.contains(&"--dhcp-range=198.18.5.0,static,255.255.255.0,86400s".to_string()));
         assert!(args.contains(&"--interface=ns-port".to_string()));
         assert!(args.contains(&"--dhcp-option-force=option:mtu,1450".to_string()));

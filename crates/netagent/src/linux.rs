@@ -9,7 +9,9 @@ use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressAttribute;
 
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVxlan, NetworkNamespace};
+use rtnetlink::{
+    Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVxlan, NetworkNamespace, RouteMessageBuilder,
+};
 
 use crate::dataplane::{Dataplane, DataplaneError};
 use crate::desired::MacAddr;
@@ -41,7 +43,7 @@ fn netlink_error(
     move |source| DataplaneError::Netlink {
         operation,
         name,
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -63,7 +65,7 @@ async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>, Dataplan
         Err(source) => Err(DataplaneError::Netlink {
             operation: "get link",
             name: name.to_string(),
-            source,
+            source: Box::new(source),
         }),
     }
 }
@@ -235,19 +237,13 @@ impl Dataplane for LinuxDataplane {
         Ok(())
     }
 
-    async fn move_into_namespace(
+    async fn move_into_namespace_with_addresses(
         &self,
         link: &str,
         namespace: &str,
-        address: Ipv4Net,
+        addresses: &[Ipv4Net],
     ) -> Result<(), DataplaneError> {
-        let namespace_file =
-            File::open(namespace_path(namespace)).map_err(|source| DataplaneError::Namespace {
-                operation: "open namespace",
-                name: namespace.to_string(),
-                source,
-            })?;
-
+        let namespace_file = open_namespace(namespace)?;
         if let Some(index) = link_index(&self.handle, link).await? {
             let message = LinkUnspec::new_with_index(index)
                 .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(&namespace_file))
@@ -262,17 +258,121 @@ impl Dataplane for LinuxDataplane {
         }
 
         let link = link.to_string();
-        let name = namespace.to_string();
-        tokio::task::spawn_blocking(move || {
-            configure_in_namespace(namespace_file, &name, &link, address)
+        let addresses = addresses.to_vec();
+        run_in_namespace(namespace_file, namespace, move |handle| {
+            Box::pin(async move {
+                address_link(&handle, &link, &addresses).await?;
+                let loopback = require_link(&handle, "lo").await?;
+                set_up(&handle, loopback, "lo", None, None).await
+            })
         })
         .await
+    }
+
+    async fn configure_routing(
+        &self,
+        namespace: &str,
+        default_gateway: Option<Ipv4Addr>,
+    ) -> Result<(), DataplaneError> {
+        let namespace_file = open_namespace(namespace)?;
+        run_in_namespace(namespace_file, namespace, move |handle| {
+            Box::pin(async move {
+                // /proc/sys/net resolves to the namespace of the thread that
+                // opens it, which run_in_namespace has moved.
+                std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|source| {
+                    DataplaneError::Namespace {
+                        operation: "enable IPv4 forwarding",
+                        name: String::new(),
+                        source,
+                    }
+                })?;
+                let Some(gateway) = default_gateway else {
+                    return Ok(());
+                };
+                let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .gateway(gateway)
+                    .build();
+                handle
+                    .route()
+                    .add(route)
+                    .replace()
+                    .execute()
+                    .await
+                    .map_err(netlink_error("replace default route", "default"))
+            })
+        })
+        .await
+    }
+
+    async fn ensure_bridge_netfilter(&self) -> Result<(), DataplaneError> {
+        // Debian builds br_netfilter as a module that nothing loads by default.
+        if !std::path::Path::new(BRIDGE_NETFILTER_SYSCTLS[0]).exists() {
+            let status = tokio::process::Command::new("modprobe")
+                .arg("br_netfilter")
+                .status()
+                .await;
+            tracing::info!(?status, "loaded the br_netfilter module");
+        }
+        for path in BRIDGE_NETFILTER_SYSCTLS {
+            if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
+                continue;
+            }
+            std::fs::write(path, "1").map_err(|source| DataplaneError::Namespace {
+                operation: "enable br_netfilter; load it with `modprobe br_netfilter`",
+                name: path.to_string(),
+                source,
+            })?;
+            tracing::info!(sysctl = path, "enabled netfilter on bridged traffic");
+        }
+        Ok(())
+    }
+}
+
+/// sysctls that send bridged packets through the IP netfilter hooks.
+const BRIDGE_NETFILTER_SYSCTLS: [&str; 2] = [
+    "/proc/sys/net/bridge/bridge-nf-call-iptables",
+    "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
+];
+
+fn open_namespace(namespace: &str) -> Result<File, DataplaneError> {
+    File::open(namespace_path(namespace)).map_err(|source| DataplaneError::Namespace {
+        operation: "open namespace",
+        name: namespace.to_string(),
+        source,
+    })
+}
+
+type NamespaceWork = Box<
+    dyn FnOnce(
+            Handle,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), DataplaneError>> + Send>,
+        > + Send,
+>;
+
+/// Runs `work` with a netlink handle opened inside the namespace.
+async fn run_in_namespace<F>(
+    namespace_file: File,
+    namespace: &str,
+    work: F,
+) -> Result<(), DataplaneError>
+where
+    F: FnOnce(
+            Handle,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), DataplaneError>> + Send>,
+        > + Send
+        + 'static,
+{
+    let name = namespace.to_string();
+    let work: NamespaceWork = Box::new(work);
+    tokio::task::spawn_blocking(move || configure_in_namespace(namespace_file, &name, work))
+        .await
         .map_err(|join| DataplaneError::Namespace {
-            operation: "configure link",
+            operation: "configure namespace",
             name: namespace.to_string(),
             source: std::io::Error::other(join.to_string()),
         })?
-    }
 }
 
 /// Creates a network namespace and pins it by bind-mounting it on `path`, as
@@ -302,13 +402,12 @@ fn create_namespace(path: &std::path::Path) -> std::io::Result<()> {
     result
 }
 
-/// Addresses `link` and brings it and loopback up, from a thread that joins
-/// the namespace so that the netlink socket it opens belongs to it.
+/// Runs `work` on a thread that joins the namespace, so that the netlink
+/// socket it opens (and any /proc/sys/net file) belongs to that namespace.
 fn configure_in_namespace(
     namespace_file: File,
     namespace: &str,
-    link: &str,
-    address: Ipv4Net,
+    work: NamespaceWork,
 ) -> Result<(), DataplaneError> {
     let namespace_error =
         |operation: &'static str, source: std::io::Error| DataplaneError::Namespace {
@@ -319,7 +418,6 @@ fn configure_in_namespace(
 
     // setns changes only the calling thread, so it runs on a thread of its own
     // that ends with this request instead of returning to the blocking pool.
-    let link = link.to_string();
     let thread = std::thread::spawn(move || -> Result<(), DataplaneError> {
         nix::sched::setns(&namespace_file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(
             |errno| DataplaneError::Namespace {
@@ -344,16 +442,14 @@ fn configure_in_namespace(
                     source,
                 })?;
             tokio::spawn(connection);
-            address_link(&handle, &link, address).await?;
-            let loopback = require_link(&handle, "lo").await?;
-            set_up(&handle, loopback, "lo", None, None).await
+            work(handle).await
         })
     });
     thread
         .join()
         .map_err(|_| {
             namespace_error(
-                "configure link",
+                "configure namespace",
                 std::io::Error::other("namespace thread panicked"),
             )
         })?
@@ -365,16 +461,20 @@ fn configure_in_namespace(
         })
 }
 
-/// Gives `link` exactly one IPv4 address and brings it up.
-async fn address_link(handle: &Handle, link: &str, address: Ipv4Net) -> Result<(), DataplaneError> {
+/// Gives `link` exactly `addresses` and brings it up.
+async fn address_link(
+    handle: &Handle,
+    link: &str,
+    addresses: &[Ipv4Net],
+) -> Result<(), DataplaneError> {
     let index = require_link(handle, link).await?;
-    let mut present = false;
-    let mut addresses = handle
+    let mut present = Vec::new();
+    let mut existing = handle
         .address()
         .get()
         .set_link_index_filter(index)
         .execute();
-    while let Some(message) = addresses
+    while let Some(message) = existing
         .try_next()
         .await
         .map_err(netlink_error("get addresses", link))?
@@ -387,8 +487,9 @@ async fn address_link(handle: &Handle, link: &str, address: Ipv4Net) -> Result<(
                 _ => None,
             });
         let Some(ip) = ip else { continue };
-        if ip == address.addr() && message.header.prefix_len == address.prefix_len() {
-            present = true;
+        let found = Ipv4Net::new(ip, message.header.prefix_len).ok();
+        if let Some(found) = found.filter(|f| addresses.contains(f)) {
+            present.push(found);
         } else {
             handle
                 .address()
@@ -398,7 +499,7 @@ async fn address_link(handle: &Handle, link: &str, address: Ipv4Net) -> Result<(
                 .map_err(netlink_error("delete address", link))?;
         }
     }
-    if !present {
+    for address in addresses.iter().filter(|a| !present.contains(a)) {
         handle
             .address()
             .add(index, IpAddr::V4(address.addr()), address.prefix_len())

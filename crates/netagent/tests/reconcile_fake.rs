@@ -16,6 +16,9 @@ fn port(id: &str, last: u8) -> PortSpec {
         id: id.to_string(),
         mac: format!("fa:16:3e:00:00:{last:02x}").parse().unwrap(),
         ip: Ipv4Addr::new(198, 18, 9, last),
+        // These tests cover links and DHCP; filtered ports are in reconcile_security.rs.
+        port_security: false,
+        ..PortSpec::default()
     }
 }
 
@@ -30,14 +33,19 @@ fn network() -> NetworkSpec {
         subnet: Some(SubnetSpec {
             cidr: "198.18.9.0/24".parse().unwrap(),
             lease_seconds: 86400,
+            gateway: None,
         }),
         dhcp_port: Some(port(DHCP_PORT, 2)),
         ports: vec![port(VM_PORT, 10)],
+        bridge: None,
     }
 }
 
 fn desired(networks: Vec<NetworkSpec>) -> DesiredState {
-    DesiredState { networks }
+    DesiredState {
+        networks,
+        ..DesiredState::default()
+    }
 }
 
 #[tokio::test]

@@ -171,6 +171,7 @@ impl NetworkService {
             if !db::ports::update(self.pool(), &port).await? {
                 continue;
             }
+            self.notify_change();
             return match outcome {
                 Ok(()) => {
                     tracing::info!(port_id = %port_id, host, "bound port");

@@ -27,6 +27,10 @@ pub struct NetworkConfig {
     /// down, so ports no longer bind to its host (Neutron's
     /// `agent_down_time`, default 75).
     pub agent_down_time: i64,
+    /// Whether the first `oxstack up` on a data directory creates the
+    /// `public` external network, the `private` tenant network and the
+    /// router `router1` between them, as devstack does.
+    pub bootstrap: bool,
 }
 
 impl Default for NetworkConfig {
@@ -38,6 +42,7 @@ impl Default for NetworkConfig {
             physical_networks: Vec::new(),
             policy_file: None,
             agent_down_time: 75,
+            bootstrap: true,
         }
     }
 }

@@ -17,6 +17,8 @@ pub mod api;
 pub mod binding;
 pub mod config;
 pub mod db;
+pub mod dhcp;
+pub mod inproc;
 pub mod ipam;
 pub mod model;
 pub mod policy;
@@ -38,6 +40,9 @@ pub struct NetworkService {
     /// (`http://127.0.0.1:5000`); the network API is under
     /// `{public_url}/networking`.
     pub public_url: String,
+    /// Counts the writes to networks, subnets, ports, routers and floating
+    /// IPs, so network agents wake up on a change instead of polling.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// A failure to start the network service.
@@ -85,7 +90,21 @@ impl NetworkService {
             config,
             policy,
             public_url,
+            changes: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// Returns a receiver that sees a new value after every write to
+    /// networks, subnets, ports, routers or floating IPs. Receivers compare
+    /// the whole state again instead of reading what changed.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Tells the receivers of [`changes`](Self::changes) that something
+    /// was written.
+    pub fn notify_change(&self) {
+        self.changes.send_modify(|count| *count = count.wrapping_add(1));
     }
 
     pub fn pool(&self) -> &oxstack_store::Pool {

@@ -228,6 +228,35 @@ impl Caller {
         }
     }
 
+    /// Builds the caller of an in-process request made with `auth`, the
+    /// token of the user on whose behalf another service calls.
+    pub fn from_auth(policy: &Enforcer, auth: &oxstack_core::AuthContext) -> Self {
+        let credentials = auth.credentials();
+        let is_admin = policy.is_allowed("context_is_admin", &json!({}), &credentials);
+        Caller {
+            project_id: auth.project_id.clone().unwrap_or_default(),
+            is_admin,
+            credentials,
+        }
+    }
+
+    /// Builds the caller of the cloud's own work done without a user's
+    /// token (a server build, a network agent, bootstrap): an admin scoped
+    /// to `project_id`, so resources it creates belong to that project.
+    pub fn service(policy: &Enforcer, project_id: &str) -> Self {
+        let credentials = Credentials {
+            roles: vec!["admin".into(), "member".into(), "reader".into()],
+            project_id: Some(project_id.to_owned()),
+            ..Default::default()
+        };
+        let is_admin = policy.is_allowed("context_is_admin", &json!({}), &credentials);
+        Caller {
+            project_id: project_id.to_owned(),
+            is_admin,
+            credentials,
+        }
+    }
+
     pub fn allows(&self, policy: &Enforcer, action: &str, target: &Value) -> bool {
         policy.is_allowed(action, &json!({ "target": target }), &self.credentials)
     }

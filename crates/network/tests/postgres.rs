@@ -351,3 +351,45 @@ async fn concurrent_creates_respect_quota_on_postgres() {
     }
     assert_eq!(created, 3);
 }
+
+#[tokio::test]
+async fn in_process_port_flow_runs_on_postgres() {
+    let Some(url) = postgres_url() else { return };
+    let cloud = Cloud::start_postgres(&url).await;
+    let agent = oxstack_network::agents::AgentConfig {
+        tunneling_ip: Some("192.0.2.11".into()),
+        tunnel_types: vec!["vxlan".into()],
+        ..Default::default()
+    };
+    cloud.service.report_agent("node1", agent).await.unwrap();
+
+    let network = cloud.create_network(&cloud.demo, "inproc").await;
+    let network_id = network["id"].as_str().unwrap().to_owned();
+    let subnet = json!({"cidr": "10.7.0.0/24", "network_id": network_id, "ip_version": 4});
+    let created = cloud.create_subnet(&cloud.demo, subnet).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let network_id = oxstack_network::model::NetworkId::new(network_id);
+    let dhcp = cloud.service.dhcp_port(&network_id).await.unwrap().expect("a DHCP port");
+    assert_eq!(dhcp.fixed_ips[0].ip_address.to_string(), "10.7.0.2");
+
+    let request = oxstack_network::inproc::DevicePort {
+        project_id: cloud.demo_project.clone(),
+        network_id: network_id.to_string(),
+        device_id: "server-1".into(),
+        device_owner: "compute:nova".into(),
+        ..Default::default()
+    };
+    let port = cloud.service.create_device_port(&request).await.unwrap();
+    assert_eq!(port.fixed_ips[0].ip_address.to_string(), "10.7.0.3");
+    cloud.service.bind_port(&port.id, "node1").await.unwrap();
+    let view = cloud.service.host_view("node1").await.unwrap();
+    assert_eq!(view.networks.len(), 1);
+    assert_eq!(view.networks[0].ports.len(), 1);
+    assert_eq!(view.rules.len(), 1, "the default group's rules");
+
+    let claimed = cloud.service.claim_port(&port.id, "server-1", "compute:nova").await.unwrap();
+    assert_eq!(claimed.device_id, "server-1");
+    assert_eq!(cloud.service.ports_of_device("server-1").await.unwrap().len(), 1);
+    assert!(cloud.service.delete_device_port(&port.id).await.unwrap());
+    assert!(!cloud.service.delete_device_port(&port.id).await.unwrap());
+}

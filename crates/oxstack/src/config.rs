@@ -25,6 +25,45 @@ pub struct Config {
     pub network: NetworkConfig,
     pub netagent: NetAgentConfig,
     pub compute: ComputeConfig,
+    pub hypervisor: HypervisorConfig,
+}
+
+/// Which hypervisor driver runs this host's servers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// One QEMU process per server, controlled over QMP.
+    #[default]
+    Qemu,
+    /// Servers kept in memory, for API tests and scale tests.
+    Fake,
+}
+
+impl DriverKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverKind::Qemu => "qemu",
+            DriverKind::Fake => "fake",
+        }
+    }
+}
+
+/// `[hypervisor]`: the compute agent's driver.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HypervisorConfig {
+    pub driver: DriverKind,
+    /// `kvm`, `qemu` (software emulation) or `auto` (KVM when /dev/kvm is
+    /// usable) [default: auto].
+    pub virt_type: String,
+    /// The QEMU system emulator [default: qemu-system-x86_64 on PATH].
+    pub qemu_binary: Option<PathBuf>,
+}
+
+impl Default for HypervisorConfig {
+    fn default() -> Self {
+        HypervisorConfig { driver: DriverKind::Qemu, virt_type: "auto".to_owned(), qemu_binary: None }
+    }
 }
 
 /// `[netagent]`: how this host's network agent reaches physical networks.
@@ -41,6 +80,22 @@ pub struct NetAgentConfig {
     /// The host name of this agent in bindings and `network agent list`
     /// [default: the kernel's host name].
     pub host: Option<String>,
+    /// The dataplane that plugs networks into this host: `linux` (bridges, VXLAN,
+    /// namespaces and dnsmasq; needs root) or `none` (the API only)
+    /// [default: linux when the process may change the network (root),
+    /// else none].
+    pub dataplane: Option<DataplaneKind>,
+}
+
+/// The dataplane of this host's network agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataplaneKind {
+    /// Linux bridges, VXLAN devices, namespaces and dnsmasq.
+    Linux,
+    /// No dataplane: ports are bound and addressed, and nothing carries
+    /// their traffic.
+    None,
 }
 
 /// `[server]`: the listener, the data directory and the database.
@@ -89,6 +144,12 @@ impl Config {
         }
         if let Some(url) = &args.database_url {
             config.server.database_url = Some(url.clone());
+        }
+        if let Some(driver) = args.driver {
+            config.hypervisor.driver = driver;
+        }
+        if let Some(virt_type) = &args.virt_type {
+            config.hypervisor.virt_type = virt_type.clone();
         }
         Ok(config)
     }

@@ -2,11 +2,17 @@
 //! `identity rotate-keys` rotates the Fernet token keys.
 
 mod agent;
+mod backends;
+mod bootstrap_network;
+mod compute_host;
 mod config;
+mod dataplane;
 mod doctor;
 mod files;
 mod http;
 mod progress;
+#[cfg(test)]
+mod testing;
 mod up;
 
 use std::path::PathBuf;
@@ -65,6 +71,13 @@ pub struct UpArgs {
     /// generating one.
     #[arg(long, value_name = "PASSWORD", env = "OXSTACK_ADMIN_PASSWORD")]
     pub admin_password: Option<String>,
+    /// Hypervisor driver for this host's servers [default: qemu].
+    #[arg(long, value_enum)]
+    pub driver: Option<config::DriverKind>,
+    /// QEMU acceleration: kvm, qemu (software emulation) or auto
+    /// [default: auto, which uses KVM when /dev/kvm is usable].
+    #[arg(long, value_name = "auto|kvm|qemu")]
+    pub virt_type: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use oxstack_core::metrics::Metrics;
 use oxstack_identity::bootstrap::{self, CatalogEntry};
-use oxstack_compute::ComputeService;
+use oxstack_compute::{Backends, ComputeService};
 use oxstack_identity::Identity;
 use oxstack_image::{ImageService, Visibility};
 use oxstack_network::NetworkService;
 use oxstack_placement::PlacementService;
 use oxstack_store::Store;
 
+use crate::backends::image::GlanceBackend;
+use crate::backends::network::NeutronBackend;
 use crate::config::Config;
 use crate::files;
 use crate::progress::Progress;
@@ -30,7 +32,7 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
     let data_dir = config.data_dir();
     let listen = config.listen()?;
     let public_url = config.public_url()?;
-    let mut progress = Progress::new(if config.guest_image().is_some() { 10 } else { 9 });
+    let mut progress = Progress::new(if config.guest_image().is_some() { 11 } else { 10 });
 
     progress.step("Preparing data directory", async { prepare_data_dir(&data_dir, &config) }).await?;
 
@@ -73,14 +75,6 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
         })
         .await?;
 
-    let compute = progress
-        .step("Starting compute service", async {
-            ComputeService::open(store.clone(), config.compute.clone(), public_url.clone())
-                .await
-                .context("cannot start the compute service")
-        })
-        .await?;
-
     let password = files::admin_password(&data_dir, given_password.as_deref())?;
     let bootstrapped = progress
         .step("Bootstrapping admin, roles and catalog", async {
@@ -105,9 +99,46 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
     }
 
     let networks = Arc::new(networks);
+    let images = Arc::new(images);
+    let placement = Arc::new(placement);
     let host = crate::agent::host_name(&config);
     let report = crate::agent::agent_config(&config)?;
-    crate::agent::start_reporting(networks.clone(), host, report).await?;
+    crate::agent::start_reporting(networks.clone(), host.clone(), report).await?;
+    if bootstrapped.created && config.network.bootstrap {
+        if let Err(error) = crate::bootstrap_network::run(&networks, &bootstrapped.admin_project_id).await {
+            tracing::warn!(error = format!("{error:#}"), "cannot create the networks public, private and router1; create them with the openstack CLI");
+        }
+    }
+
+    // The metadata API listens on a loopback port of its own: it trusts the
+    // instance identity the network agent's proxies send, so it is never
+    // part of the public listener.
+    let metadata_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot open a loopback port for the metadata API")?;
+    let metadata_address = metadata_listener.local_addr()?;
+    let network_agent = progress
+        .step("Starting network agent", crate::dataplane::start(networks.clone(), &config, &data_dir, Some(metadata_address)))
+        .await?;
+
+    let compute = progress
+        .step(&format!("Starting compute host {host} ({} driver)", config.hypervisor.driver.name()), async {
+            let backends = Backends {
+                images: Arc::new(GlanceBackend::new(images.clone())),
+                networks: Arc::new(NeutronBackend::new(networks.clone())),
+                placement: placement.clone(),
+                driver: crate::compute_host::driver(&config, &data_dir, network_agent.clone())?,
+                host: host.clone(),
+            };
+            let compute = ComputeService::open(store.clone(), config.compute.clone(), public_url.clone(), backends)
+                .await
+                .context("cannot start the compute service")?;
+            let compute = Arc::new(compute);
+            compute.start_host().await.context("cannot register the compute host")?;
+            anyhow::Ok(compute)
+        })
+        .await?;
+    tokio::spawn(oxstack_compute::metadata::serve_metadata(compute.clone(), metadata_listener));
 
     let identity = Arc::new(identity);
     let listener = progress
@@ -122,10 +153,10 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
     tracing::info!(%listen, %public_url, "serving");
     let services = crate::http::Services {
         identity,
-        images: Arc::new(images),
+        images,
         networks,
-        placement: Arc::new(placement),
-        compute: Arc::new(compute),
+        placement,
+        compute,
     };
     let app = crate::http::app(services, Metrics::new());
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
@@ -142,10 +173,9 @@ fn catalog_entries(public_url: &str) -> Vec<CatalogEntry> {
     vec![
         CatalogEntry { service_type: "identity", name: "keystone", url: format!("{public_url}/v3") },
         CatalogEntry { service_type: "image", name: "glance", url: format!("{public_url}/image") },
-        // Networks and subnets only so far; clients append /v2.0 themselves.
+        // Clients append /v2.0 themselves.
         CatalogEntry { service_type: "network", name: "neutron", url: format!("{public_url}/networking") },
         CatalogEntry { service_type: "placement", name: "placement", url: format!("{public_url}/placement") },
-        // Flavors, keypairs, quotas and limits so far; servers come next.
         CatalogEntry { service_type: "compute", name: "nova", url: format!("{public_url}/compute/v2.1") },
     ]
 }
@@ -171,7 +201,9 @@ fn init_logging(path: &Path, filter: &str) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("cannot open log file {}", path.display()))?;
     let writer = std::sync::Mutex::new(file).and(std::io::stderr.with_max_level(tracing::Level::WARN));
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+    // netlink-packet-route warns on every link dump from a kernel newer than
+    // it knows (unknown IFLA_INET6_CONF fields); the links are read fine.
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("netlink_packet_route=error,{filter}"))
         .with_context(|| format!("invalid log filter '{filter}'"))?;
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false).try_init().ok();
     Ok(())

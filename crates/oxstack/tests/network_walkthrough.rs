@@ -419,7 +419,7 @@ fn network_walkthrough_bad_input_and_binding() {
     let config = temp.path().join("oxstack.toml");
     std::fs::write(
         &config,
-        "[netagent]\nbridge_mappings = [\"physnet1:br-oxtest\"]\n",
+        "[network]\nbootstrap = false\n[netagent]\nbridge_mappings = [\"physnet1:br-oxtest\"]\ndataplane = \"none\"\n",
     )
     .unwrap();
     let _restarted = Server::start_with_config(temp.path(), &data_dir, port, Some(&config));

@@ -76,7 +76,7 @@ async fn show(
         _ => caller.project_id().to_owned(),
     };
     let limits = quota::limits(&state, &project_id, Some(caller.user_id())).await?;
-    let usage = quota::usage(&state, caller.user_id()).await?;
+    let usage = quota::usage(&state, &project_id, caller.user_id(), false).await?;
     let shown = |removed: Option<(u32, u32)>| {
         removed.is_none_or(|(major, minor)| !version.at_least(major, minor))
     };

@@ -8,11 +8,23 @@ pub mod flavor_access;
 pub mod flavor_input;
 pub mod flavor_view;
 pub mod flavors;
+pub mod hypervisors;
+pub mod instance_actions;
 pub mod keypair_input;
 pub mod keypairs;
 pub mod limits;
 pub mod quota_classes;
 pub mod quota_sets;
+pub mod server_actions;
+pub mod server_filters;
+pub mod server_input;
+pub mod server_interfaces;
+pub mod server_metadata;
+pub mod server_tags;
+pub mod server_view;
+pub mod servers;
+pub mod servers_create;
+pub mod services;
 
 use std::sync::Arc;
 
@@ -45,6 +57,13 @@ fn v21_router(state: ComputeState) -> Router {
         .merge(quota_sets::routes())
         .merge(quota_classes::routes())
         .merge(availability_zones::routes())
+        .merge(servers::routes())
+        .merge(server_metadata::routes())
+        .merge(server_tags::routes())
+        .merge(server_interfaces::routes())
+        .merge(instance_actions::routes())
+        .merge(hypervisors::routes())
+        .merge(services::routes())
         .fallback(|| async { ApiError::not_found("The resource could not be found.") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -101,7 +101,14 @@ async fn detail(
     let user_id = user_param(&query);
     let limits = quota::limits(&state, &project_id, user_id).await?;
     // Nova counts keypairs per user: those of `user_id`, else the caller's.
-    let usage = quota::usage(&state, user_id.unwrap_or(caller.user_id())).await?;
+    // Servers count for the project, or for `user_id` within it.
+    let usage = quota::usage(
+        &state,
+        &project_id,
+        user_id.unwrap_or(caller.user_id()),
+        user_id.is_some(),
+    )
+    .await?;
     let mut body = Map::new();
     body.insert("id".into(), json!(project_id));
     for (resource, limit) in &limits {
@@ -175,13 +182,24 @@ async fn update(
         "os_compute_api:os-quota-sets:update",
         json!({"project_id": project_id}),
     )?;
-    let changes = parse_limits(&parse_body(&body)?, "quota_set", true, |resource| {
+    let body = parse_body(&body)?;
+    let changes = parse_limits(&body, "quota_set", true, |resource| {
         quota::shown_at(resource, version)
     })?;
     let user_id = user_param(&query);
     if user_id.is_some() {
         let project_limits = quota::limits(&state, &project_id, None).await?;
         quota::check_user_limits(&changes, &project_limits)?;
+    }
+    if !force_requested(&body) {
+        let usage = quota::usage(
+            &state,
+            &project_id,
+            user_id.unwrap_or(caller.user_id()),
+            user_id.is_some(),
+        )
+        .await?;
+        check_not_below_usage(&changes, &usage)?;
     }
     quota::set_limits(&state, &project_id, user_id, &changes).await?;
     tracing::info!(project_id = %project_id, ?user_id, ?changes, "compute quotas updated");
@@ -190,6 +208,33 @@ async fn update(
     Ok(Json(
         json!({ "quota_set": quota_set(&limits, version, None) }),
     ))
+}
+
+/// Reads the update's `force`, which skips the check against usage.
+fn force_requested(body: &Value) -> bool {
+    match &body["quota_set"]["force"] {
+        Value::Bool(force) => *force,
+        Value::String(text) => matches!(text.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on" | "t" | "y"),
+        _ => false,
+    }
+}
+
+/// Rejects a limit below what is in use, as Nova does unless `force` is
+/// set; -1 (unlimited) is never below.
+fn check_not_below_usage(
+    changes: &BTreeMap<String, i64>,
+    usage: &BTreeMap<String, i64>,
+) -> Result<(), ApiError> {
+    for (resource, limit) in changes {
+        let in_use = usage.get(resource).copied().unwrap_or(0);
+        if *limit != -1 && *limit < in_use {
+            return Err(ApiError::bad_request(format!(
+                "Quota limit {limit} for {resource} must be greater than or equal to already used \
+                 and reserved {in_use}."
+            )));
+        }
+    }
+    Ok(())
 }
 
 async fn reset(

@@ -30,6 +30,8 @@ pub struct Cloud {
     /// A member of project `alt`.
     pub alt: String,
     pub alt_project: String,
+    /// The fake image and network services and driver behind the service.
+    pub fakes: oxstack_compute::testing::TestBackends,
 }
 
 /// A response: status, headers and JSON body (null when empty).
@@ -62,7 +64,8 @@ impl Cloud {
         store: oxstack_store::Store,
         data_dir: tempfile::TempDir,
     ) -> Self {
-        let service = ComputeService::open(store, ComputeConfig::default(), PUBLIC_URL.into())
+        let fakes = oxstack_compute::testing::backends(store.clone(), "node1").await;
+        let service = ComputeService::open(store, ComputeConfig::default(), PUBLIC_URL.into(), fakes.backends.clone())
             .await
             .expect("compute service");
         let service = Arc::new(service);
@@ -81,6 +84,7 @@ impl Cloud {
             demo_project,
             alt,
             alt_project,
+            fakes,
         }
     }
 

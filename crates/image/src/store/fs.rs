@@ -103,6 +103,10 @@ async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 
 #[async_trait]
 impl ImageStore for FilesystemStore {
+    fn local_path(&self, id: &ImageId) -> Option<PathBuf> {
+        Some(self.path_of(id))
+    }
+
     async fn put(&self, id: &ImageId, mut data: ByteStream) -> Result<u64, StoreError> {
         let temp = self.temp_path(id);
         let result = async {

@@ -96,6 +96,13 @@ pub trait ImageStore: Send + Sync + 'static {
     /// Returns the ids that have data, for reconciliation at start-up.
     async fn list(&self) -> Result<Vec<ImageId>, StoreError>;
 
+    /// Returns the local file that contains the data of `id`, for readers on
+    /// this host that open it directly (a hypervisor creating an overlay).
+    /// `None` when the store keeps data elsewhere. The file may be absent.
+    fn local_path(&self, _id: &ImageId) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// Removes what writes interrupted by a crash left behind, returning how
     /// many items it removed. Called once at start-up, before any write.
     async fn recover(&self) -> Result<usize, StoreError> {

@@ -43,6 +43,7 @@ pub type NetworkState = Arc<NetworkService>;
 /// Builds the network routes with token authentication and Neutron's error
 /// bodies (`{"NeutronError": {"type", "message", "detail"}}`).
 pub fn router(state: NetworkState, validator: Arc<dyn TokenValidator>) -> Router {
+    let notifier = state.clone();
     Router::new()
         .merge(discovery::routes())
         .merge(extensions::routes())
@@ -58,6 +59,9 @@ pub fn router(state: NetworkState, validator: Arc<dyn TokenValidator>) -> Router
         .merge(tags::routes())
         .fallback(|| async { ApiError::not_found("The resource could not be found.") })
         .with_state(state)
+        .layer(axum::middleware::from_fn(move |request, next| {
+            notify_after_write(notifier.clone(), request, next)
+        }))
         .layer(axum::middleware::from_fn(move |request, next| {
             oxstack_core::context::authenticate(validator.clone(), request, next)
         }))
@@ -87,6 +91,22 @@ impl FromRequestParts<NetworkState> for Caller {
         let ctx = RequestContext::from_request_parts(parts, state).await?;
         Ok(Caller::new(&state.policy, &ctx))
     }
+}
+
+/// Tells the network agents after every successful write request, so they
+/// reconcile at once instead of at their next periodic check.
+async fn notify_after_write(
+    state: NetworkState,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let is_write = !matches!(method, axum::http::Method::GET | axum::http::Method::HEAD);
+    if is_write && response.status().is_success() {
+        state.notify_change();
+    }
+    response
 }
 
 /// Maps a database failure to a logged 500.

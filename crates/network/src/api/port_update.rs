@@ -164,16 +164,35 @@ pub async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let object = body::resource_object(request, "port", UPDATE_ATTRIBUTES)?;
     body::reject_read_only(&object, READ_ONLY)?;
-    let requests = input::fixed_ips(&object)?;
-    let (mut port, network) = ports::find_visible(&state, &caller, &id).await?;
+    let (port, network) = update_port(&state, &caller, &id, &object, |_| Ok(())).await?;
+    Ok(Json(
+        json!({ "port": ports::render(&state, &caller, &port, &network) }),
+    ))
+}
+
+/// Applies the request `object` (the attributes under `"port"`) to port
+/// `id` as `caller`. `check` sees the port as loaded, before any change,
+/// and may reject the update; the port is stored only if no other request
+/// changed it since it was loaded, so what `check` saw still holds. The
+/// API and in-process callers both update ports here.
+pub async fn update_port(
+    state: &NetworkService,
+    caller: &Caller,
+    id: &PortId,
+    object: &Map<String, Value>,
+    check: impl FnOnce(&Port) -> Result<(), ApiError>,
+) -> Result<(Port, crate::model::Network), ApiError> {
+    let requests = input::fixed_ips(object)?;
+    let (mut port, network) = ports::find_visible(state, caller, id).await?;
     let target = port_target(&port, &network);
     caller.authorize(&state.policy, "update_port", &target)?;
-    port_rules::authorize_attributes(&state, &caller, "update_port", &object, &target)?;
+    port_rules::authorize_attributes(state, caller, "update_port", object, &target)?;
+    check(&port)?;
 
-    apply_plain_fields(&mut port, &object)?;
-    let new_mac = apply_mac(&mut port, &object)?;
+    apply_plain_fields(&mut port, object)?;
+    let new_mac = apply_mac(&mut port, object)?;
     if object.contains_key("binding:host_id") {
-        bind(&state, &mut port, &network).await?;
+        bind(state, &mut port, &network).await?;
     }
     if let Some(mac) = &new_mac {
         if db::ports::mac_taken(state.pool(), &port.network_id, mac)
@@ -183,16 +202,14 @@ pub async fn update(
             return Err(ports::mac_in_use(&port.network_id, mac));
         }
     }
-    apply_security(&state, &caller, &mut port, &object).await?;
-    addresses::check_subnets_exist(&state, requests.as_deref()).await?;
+    apply_security(state, caller, &mut port, object).await?;
+    addresses::check_subnets_exist(state, requests.as_deref()).await?;
 
     port.revision_number += 1;
     port.updated_at = now();
-    store_update(&state, &mut port, requests.as_deref(), new_mac.is_some()).await?;
+    store_update(state, &mut port, requests.as_deref(), new_mac.is_some()).await?;
     tracing::info!(port_id = %port.id, revision_number = port.revision_number, "updated port");
-    Ok(Json(
-        json!({ "port": ports::render(&state, &caller, &port, &network) }),
-    ))
+    Ok((port, network))
 }
 
 /// Stores the updated `port`. New `requests` replace its fixed IPs: an

@@ -260,39 +260,53 @@ async fn create(
     NeutronBody(request): NeutronBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let object = body::resource_object(request, "port", CREATE_ATTRIBUTES)?;
-    let Some(network_id) = body::string(&object, "network_id", 255)?.map(NetworkId::new) else {
+    let (port, network) = create_port(&state, &caller, &object).await?;
+    let body = render(&state, &caller, &port, &network);
+    Ok((StatusCode::CREATED, Json(json!({ "port": body }))))
+}
+
+/// Creates the port that the request `object` (the attributes under
+/// `"port"`) describes, as `caller`: checks policy, chooses the MAC and
+/// fixed IPs, applies the default security group and binds the port when
+/// it names a host. The API and in-process callers both create ports here.
+pub async fn create_port(
+    state: &NetworkService,
+    caller: &Caller,
+    object: &Map<String, Value>,
+) -> Result<(Port, Network), ApiError> {
+    let Some(network_id) = body::string(object, "network_id", 255)?.map(NetworkId::new) else {
         return Err(body::bad_request(
             "Failed to parse request. Required attribute 'network_id' not specified",
         ));
     };
-    let requested_mac = body::string(&object, "mac_address", 32)?
+    let requested_mac = body::string(object, "mac_address", 32)?
         .map(|mac| input::mac_address(&mac))
         .transpose()?;
-    let requests = input::fixed_ips(&object)?;
-    let network = networks::find_visible(&state, &caller, &network_id).await?;
-    let project_id = body::owner_project(&caller, &object)?;
+    let requests = input::fixed_ips(object)?;
+    let network = networks::find_visible(state, caller, &network_id).await?;
+    let project_id = body::owner_project(caller, object)?;
 
     let created = now();
     let mut port = Port {
         id: PortId::generate(),
         project_id,
         network_id: network_id.clone(),
-        name: body::string(&object, "name", MAX_NAME_LEN)?.unwrap_or_default(),
-        description: body::string(&object, "description", MAX_NAME_LEN)?.unwrap_or_default(),
+        name: body::string(object, "name", MAX_NAME_LEN)?.unwrap_or_default(),
+        description: body::string(object, "description", MAX_NAME_LEN)?.unwrap_or_default(),
         mac_address: requested_mac.clone().unwrap_or_default(),
-        admin_state_up: body::boolean(&object, "admin_state_up")?.unwrap_or(true),
+        admin_state_up: body::boolean(object, "admin_state_up")?.unwrap_or(true),
         status: "DOWN".to_owned(),
-        device_owner: body::string(&object, "device_owner", 255)?.unwrap_or_default(),
-        device_id: body::string(&object, "device_id", 255)?.unwrap_or_default(),
+        device_owner: body::string(object, "device_owner", 255)?.unwrap_or_default(),
+        device_id: body::string(object, "device_id", 255)?.unwrap_or_default(),
         fixed_ips: Vec::new(),
         binding: Binding {
-            host_id: body::string(&object, "binding:host_id", 255)?.unwrap_or_default(),
-            vnic_type: input::vnic_type(&object)?.unwrap_or_else(|| "normal".to_owned()),
+            host_id: body::string(object, "binding:host_id", 255)?.unwrap_or_default(),
+            vnic_type: input::vnic_type(object)?.unwrap_or_else(|| "normal".to_owned()),
             vif_type: UNBOUND.to_owned(),
             vif_details: json!({}),
-            profile: input::profile(&object)?.unwrap_or_else(|| json!({})),
+            profile: input::profile(object)?.unwrap_or_else(|| json!({})),
         },
-        port_security_enabled: body::boolean(&object, "port_security_enabled")?
+        port_security_enabled: body::boolean(object, "port_security_enabled")?
             .unwrap_or(network.port_security_enabled),
         allowed_address_pairs: Vec::new(),
         security_groups: Vec::new(),
@@ -303,24 +317,24 @@ async fn create(
     };
     let target = port_target(&port, &network);
     caller.authorize(&state.policy, "create_port", &target)?;
-    rules::authorize_attributes(&state, &caller, "create_port", &object, &target)?;
+    rules::authorize_attributes(state, caller, "create_port", object, &target)?;
     port.security_groups = rules::security_groups_for(
-        &state,
-        &caller,
-        body::string_list(&object, "security_groups")?,
+        state,
+        caller,
+        body::string_list(object, "security_groups")?,
         &port,
     )
     .await?;
-    addresses::check_subnets_exist(&state, requests.as_deref()).await?;
+    addresses::check_subnets_exist(state, requests.as_deref()).await?;
     if !port.binding.host_id.is_empty() {
-        port_update::bind(&state, &mut port, &network).await?;
+        port_update::bind(state, &mut port, &network).await?;
     }
 
     let project_id = port.project_id.clone();
     store_new_port(
-        &state,
+        state,
         &mut port,
-        &object,
+        object,
         requested_mac.as_deref(),
         requests.as_deref(),
         Some(&project_id),
@@ -328,8 +342,7 @@ async fn create(
     .await?;
     tracing::info!(port_id = %port.id, network_id = %port.network_id, project_id = %port.project_id,
                    mac_address = %port.mac_address, "created port");
-    let body = render(&state, &caller, &port, &network);
-    Ok((StatusCode::CREATED, Json(json!({ "port": body }))))
+    Ok((port, network))
 }
 
 /// Chooses the MAC and fixed IPs of `port` and stores it with them, in
@@ -432,9 +445,21 @@ async fn remove(
     caller: Caller,
     Path(id): Path<PortId>,
 ) -> Result<StatusCode, ApiError> {
-    let (port, network) = find_visible(&state, &caller, &id).await?;
+    delete_port(&state, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes port `id` as `caller`, with its addresses; floating IPs
+/// associated with it are disassociated. Ports of routers and floating
+/// IPs that still exist are refused (`ServicePortInUse`).
+pub async fn delete_port(
+    state: &NetworkService,
+    caller: &Caller,
+    id: &PortId,
+) -> Result<(), ApiError> {
+    let (port, network) = find_visible(state, caller, id).await?;
     caller.authorize(&state.policy, "delete_port", &port_target(&port, &network))?;
-    if is_owned_by_service(&state, &port).await? {
+    if is_owned_by_service(state, &port).await? {
         return Err(ApiError::conflict(format!(
             "Port {id} cannot be deleted directly via the port API: has device owner {}; \
              remove it through its router or floating IP.",
@@ -444,13 +469,13 @@ async fn remove(
     }
     // Neutron disassociates the floating IPs of a deleted port.
     let mut tx = state.pool().begin().await.map_err(db_error)?;
-    db::floatingips::disassociate_port(&mut *tx, &id, now())
+    db::floatingips::disassociate_port(&mut *tx, id, now())
         .await
         .map_err(db_error)?;
-    let deleted = db::ports::delete(&mut tx, &id).await.map_err(db_error)?;
+    let deleted = db::ports::delete(&mut tx, id).await.map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;
     if !deleted {
-        return Err(not_found(&id));
+        return Err(not_found(id));
     }
     let freed: Vec<String> = port
         .fixed_ips
@@ -458,5 +483,5 @@ async fn remove(
         .map(|FixedIp { ip_address, .. }| ip_address.to_string())
         .collect();
     tracing::info!(port_id = %id, network_id = %port.network_id, freed = ?freed, "deleted port");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

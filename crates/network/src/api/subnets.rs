@@ -315,10 +315,23 @@ async fn create(
 
     insert_checked(&state, &subnet).await?;
     tracing::info!(subnet_id = %subnet.id, network_id = %subnet.network_id, cidr = %subnet.cidr, "created subnet");
+    if subnet.enable_dhcp {
+        ensure_dhcp_port(&state, &subnet).await;
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({ "subnet": render(&subnet) })),
     ))
+}
+
+/// Gives the network of `subnet` its DHCP port. A failure (no free address
+/// left for it) is logged and leaves the subnet in place, as a failing DHCP
+/// agent does in Neutron. The next subnet change or agent start retries.
+async fn ensure_dhcp_port(state: &NetworkService, subnet: &Subnet) {
+    if let Err(error) = state.ensure_dhcp_port(&subnet.network_id).await {
+        tracing::warn!(subnet_id = %subnet.id, network_id = %subnet.network_id, error = %error.message,
+                       "cannot give the network its DHCP port");
+    }
 }
 
 /// Inserts `subnet` unless it overlaps another subnet of its network. The
@@ -397,6 +410,9 @@ async fn update(
             "Subnet {id} was changed by another request; retry the update."
         ))
         .with_type("Conflict"));
+    }
+    if subnet.enable_dhcp {
+        ensure_dhcp_port(&state, &subnet).await;
     }
     Ok(Json(json!({ "subnet": render(&subnet) })))
 }

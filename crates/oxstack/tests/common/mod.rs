@@ -54,6 +54,21 @@ impl Server {
         port: u16,
         config: Option<&Path>,
     ) -> Server {
+        // Without a config of its own a test gets no bootstrap networks (it
+        // creates the ones it checks) and no host dataplane, so test clouds
+        // running side by side never share bridges, VXLAN devices or names.
+        let default_config = data_dir.with_extension("toml");
+        let config = match config {
+            Some(config) => Some(config),
+            None => {
+                std::fs::write(
+                    &default_config,
+                    "[network]\nbootstrap = false\n[netagent]\ndataplane = \"none\"\n",
+                )
+                .expect("cannot write the default test config");
+                Some(default_config.as_path())
+            }
+        };
         let log_path = data_dir.with_extension("stdout.log");
         let log = std::fs::OpenOptions::new()
             .create(true)

@@ -1,0 +1,188 @@
+//! What the compute service needs from the other services, as traits: the
+//! binary implements them over the in-process services, and a multi-node
+//! deployment over HTTP. Compute never reads another service's tables.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use oxstack_core::AuthContext;
+
+/// Why a call to another service failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExternalErrorKind {
+    /// The thing asked for does not exist or is not visible to the caller.
+    NotFound,
+    /// The request conflicts with the current state (an address in use, a
+    /// port bound elsewhere, no free address left).
+    Conflict,
+    /// The request itself is wrong (an address outside the subnet).
+    BadRequest,
+    /// The other service failed; the message says how.
+    Unavailable,
+}
+
+/// A failure of another service, with a message fit for a user.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ExternalError {
+    pub kind: ExternalErrorKind,
+    pub message: String,
+}
+
+impl ExternalError {
+    pub fn new(kind: ExternalErrorKind, message: impl Into<String>) -> Self {
+        ExternalError { kind, message: message.into() }
+    }
+}
+
+/// An image as compute sees it.
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    pub id: String,
+    pub name: Option<String>,
+    /// Glance's status; only `active` images boot.
+    pub status: String,
+    pub disk_format: Option<String>,
+    pub container_format: Option<String>,
+    /// Bytes.
+    pub size: Option<u64>,
+    /// Bytes, as the image service's inspection found it.
+    pub virtual_size: Option<u64>,
+    /// GB.
+    pub min_disk: u64,
+    /// MiB.
+    pub min_ram: u64,
+    /// Additional properties (`os_type`, `hw_architecture`, …).
+    pub properties: BTreeMap<String, String>,
+    /// A local file with the image's bytes, when this host can read it
+    /// directly (the all-in-one filesystem store).
+    pub path: Option<PathBuf>,
+}
+
+/// The image service, as compute calls it.
+#[async_trait::async_trait]
+pub trait ImageApi: Send + Sync {
+    /// The image `id` if `caller` may see it.
+    async fn get_image(&self, caller: &AuthContext, id: &str) -> Result<Option<ImageInfo>, ExternalError>;
+
+    /// The image `id` whatever its visibility, for the build of a server
+    /// whose image the API already checked the caller may use. A build runs
+    /// without the caller's token.
+    async fn image_for_host(&self, id: &str) -> Result<Option<ImageInfo>, ExternalError>;
+}
+
+/// A network as compute sees it.
+#[derive(Debug, Clone)]
+pub struct NetworkInfo {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub mtu: u32,
+    pub shared: bool,
+    pub external: bool,
+    /// Whether the network has at least one subnet: Nova refuses to boot
+    /// on a network without one.
+    pub has_subnets: bool,
+}
+
+/// One fixed address of a port, with what the guest needs to configure it.
+#[derive(Debug, Clone)]
+pub struct FixedIp {
+    pub subnet_id: String,
+    pub ip_address: String,
+    /// `4` or `6`.
+    pub ip_version: u8,
+    pub cidr: String,
+    pub gateway_ip: Option<String>,
+    pub dns_nameservers: Vec<String>,
+    /// `(destination, nexthop)` pairs.
+    pub host_routes: Vec<(String, String)>,
+    pub enable_dhcp: bool,
+}
+
+/// A port as compute sees it.
+#[derive(Debug, Clone)]
+pub struct PortInfo {
+    pub id: String,
+    pub network_id: String,
+    pub network_name: String,
+    pub project_id: String,
+    pub mac_address: String,
+    pub fixed_ips: Vec<FixedIp>,
+    /// Floating addresses associated with this port.
+    pub floating_ips: Vec<String>,
+    pub mtu: u32,
+    pub device_id: String,
+    pub device_owner: String,
+    pub status: String,
+    pub security_group_ids: Vec<String>,
+    /// `binding:host_id`; empty when unbound.
+    pub binding_host: String,
+    /// `binding:vif_type`.
+    pub vif_type: String,
+}
+
+/// A port compute asks the network service to create for a server.
+#[derive(Debug, Clone)]
+pub struct PortRequest {
+    /// The server's project, which owns the port.
+    pub project_id: String,
+    pub network_id: String,
+    /// The address asked for in `networks: [{"fixed_ip": …}]`.
+    pub fixed_ip: Option<String>,
+    /// Security group ids; empty uses the project's `default` group.
+    pub security_group_ids: Vec<String>,
+    /// The server id.
+    pub device_id: String,
+    /// `compute:<availability zone>`, as Nova writes it.
+    pub device_owner: String,
+}
+
+/// The network service, as compute calls it.
+#[async_trait::async_trait]
+pub trait NetworkApi: Send + Sync {
+    /// The network `id` if `caller` may use it.
+    async fn get_network(&self, caller: &AuthContext, id: &str) -> Result<Option<NetworkInfo>, ExternalError>;
+
+    /// The networks `caller` may boot on without naming one: its project's
+    /// own and the shared ones, not external ones.
+    async fn available_networks(&self, caller: &AuthContext) -> Result<Vec<NetworkInfo>, ExternalError>;
+
+    /// Resolves security group names or ids visible to `caller` to ids;
+    /// the error names the first that matches nothing.
+    async fn security_group_ids(&self, caller: &AuthContext, names: &[String]) -> Result<Vec<String>, ExternalError>;
+
+    /// The port `id` if `caller` may use it.
+    async fn get_port(&self, caller: &AuthContext, id: &str) -> Result<Option<PortInfo>, ExternalError>;
+
+    /// Creates a port. The API checked the caller may use the network
+    /// before the server was accepted; the build runs without a token.
+    async fn create_port(&self, request: &PortRequest) -> Result<PortInfo, ExternalError>;
+
+    /// Sets the device of an existing port (a port the user passed in).
+    async fn claim_port(&self, port_id: &str, device_id: &str, device_owner: &str) -> Result<PortInfo, ExternalError>;
+
+    /// Binds the port to `host`. `Conflict` carries the binding failure's
+    /// message, which names what to fix.
+    async fn bind_port(&self, port_id: &str, host: &str) -> Result<PortInfo, ExternalError>;
+
+    /// Clears the port's device and binding (a port the user passed in).
+    async fn release_port(&self, port_id: &str) -> Result<(), ExternalError>;
+
+    /// Deletes the port; a port that is gone already is not an error.
+    async fn delete_port(&self, port_id: &str) -> Result<(), ExternalError>;
+
+    /// The ports whose `device_id` is `device_id`, in creation order.
+    async fn ports_for_device(&self, device_id: &str) -> Result<Vec<PortInfo>, ExternalError>;
+
+    /// The port on `network_id` that has the fixed address `ip`, of any
+    /// project: the metadata API identifies the instance behind a request
+    /// by it, as Neutron's metadata agent does.
+    async fn port_by_ip(&self, network_id: &str, ip: &str) -> Result<Option<PortInfo>, ExternalError>;
+
+    /// The networks router `router_id` has an interface on (ports whose
+    /// `device_owner` is `network:router_interface*`, not the gateway);
+    /// empty for an unknown router. The metadata API searches them for a
+    /// request that a router namespace's proxy forwarded.
+    async fn router_network_ids(&self, router_id: &str) -> Result<Vec<String>, ExternalError>;
+}

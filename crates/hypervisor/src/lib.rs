@@ -1,0 +1,170 @@
+//! The boundary between the compute service and virtualisation: the
+//! [`Driver`] trait, the description of an instance a driver is asked to
+//! run ([`InstanceSpec`]), and two drivers: `fake` (in memory, for API
+//! tests and scale tests) and `qemu` (one QEMU process per instance,
+//! controlled over QMP).
+//!
+//! Every operation is idempotent where Nova's are: destroying an instance
+//! that is gone succeeds, powering off a stopped one succeeds. The compute
+//! service keeps the server's state; a driver only reports what it sees.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Nova's `power_state` values, as the API shows them in
+/// `OS-EXT-STS:power_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PowerState {
+    NoState = 0,
+    Running = 1,
+    Paused = 3,
+    Shutdown = 4,
+    Crashed = 6,
+    Suspended = 7,
+}
+
+impl PowerState {
+    /// The number the API shows.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+/// The image a server boots from, as the host can read it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageSource {
+    pub id: String,
+    /// A local file holding the image's bytes; the driver copies it into
+    /// its cache once per image and never writes to it.
+    pub path: PathBuf,
+    /// Glance's `disk_format` (`qcow2`, `raw`, …).
+    pub disk_format: String,
+    /// Image properties the driver honours (`os_type`, `hw_*`).
+    pub properties: BTreeMap<String, String>,
+}
+
+/// One network interface of an instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Vif {
+    pub port_id: String,
+    pub network_id: String,
+    /// `fa:16:3e:…`, as Neutron allocated it.
+    pub mac: String,
+    pub mtu: u32,
+    /// The tap device name, `tap` plus the first 11 characters of the port
+    /// id, as the network agent expects to find it.
+    pub tap: String,
+}
+
+impl Vif {
+    /// The tap name the network agent plugs into the network's bridge.
+    pub fn tap_name(port_id: &str) -> String {
+        let short: String = port_id.chars().take(11).collect();
+        format!("tap{short}")
+    }
+}
+
+/// What to run: everything a driver needs to start the instance again
+/// after it was stopped, so drivers keep it beside the instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// The server's UUID; names the instance folder and the QEMU process.
+    pub uuid: String,
+    /// The server's display name, for logs.
+    pub name: String,
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    /// The root disk's size in GB; 0 keeps the image's virtual size.
+    pub root_gb: u64,
+    pub image: ImageSource,
+    pub vifs: Vec<Vif>,
+    /// Files of the config drive (`openstack/latest/meta_data.json` …),
+    /// written into an ISO 9660 image labelled `config-2`; `None` attaches
+    /// no config drive.
+    pub config_drive: Option<BTreeMap<String, Vec<u8>>>,
+}
+
+/// What a driver reports about one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceInfo {
+    pub power_state: PowerState,
+}
+
+/// The host's resources, which the compute service reports to placement
+/// and shows in `os-hypervisors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostResources {
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+    /// `QEMU` or `fake`.
+    pub hypervisor_type: String,
+    /// Nova's integer form: 7.2.0 is 7002000.
+    pub hypervisor_version: u64,
+    /// `kvm` or `qemu` for the QEMU driver.
+    pub virt_type: String,
+}
+
+/// A driver failure. The message is shown to users in the server's fault,
+/// so it says what went wrong and what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("instance {0} is not on this host")]
+    NotFound(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The virtualisation layer of one compute host.
+#[async_trait::async_trait]
+pub trait Driver: Send + Sync {
+    /// `fake` or `qemu`.
+    fn name(&self) -> &'static str;
+
+    /// The host's total resources.
+    async fn host_resources(&self) -> Result<HostResources, DriverError>;
+
+    /// Creates the instance's disks and config drive and starts it. When
+    /// it fails, what it created is removed before it returns.
+    async fn spawn(&self, spec: &InstanceSpec) -> Result<(), DriverError>;
+
+    /// Stops the instance if it runs and removes all its files.
+    async fn destroy(&self, uuid: &str) -> Result<(), DriverError>;
+
+    /// Asks the guest to shut down, waits up to `timeout`, then stops it.
+    async fn power_off(&self, uuid: &str, timeout: Duration) -> Result<(), DriverError>;
+
+    /// Starts a stopped instance again from its kept spec and disks.
+    async fn power_on(&self, uuid: &str) -> Result<(), DriverError>;
+
+    /// Soft reboot asks the guest (ACPI); hard reboot resets it.
+    async fn reboot(&self, uuid: &str, hard: bool) -> Result<(), DriverError>;
+
+    async fn pause(&self, uuid: &str) -> Result<(), DriverError>;
+    async fn unpause(&self, uuid: &str) -> Result<(), DriverError>;
+
+    /// Saves the instance's memory to disk and stops it.
+    async fn suspend(&self, uuid: &str) -> Result<(), DriverError>;
+    /// Starts the instance again from its saved memory.
+    async fn resume(&self, uuid: &str) -> Result<(), DriverError>;
+
+    /// The instance's power state; `NotFound` when the host has no such
+    /// instance.
+    async fn info(&self, uuid: &str) -> Result<InstanceInfo, DriverError>;
+
+    /// Every instance this host has, with its power state; a restarted
+    /// agent compares it with the database.
+    async fn list(&self) -> Result<Vec<(String, PowerState)>, DriverError>;
+
+    /// The serial console's output; `length` keeps only the last lines.
+    async fn console_output(&self, uuid: &str, length: Option<usize>) -> Result<String, DriverError>;
+}
+
+pub mod fake;
+pub mod qemu;
+
+pub use fake::FakeDriver;
+pub use qemu::{QemuConfig, QemuDriver, VirtType};
