@@ -7,8 +7,10 @@
 #
 # Usage: bash tools/demo.sh [OPTIONS FOR oxstack up]
 #   OXSTACK_DATA_DIR  the cloud's data directory [default: /var/lib/oxstack]
-#   OXSTACK_DEMO_EXIT=1  stop the cloud once the demo server is ACTIVE and
-#                     has its address (CI runs it this way)
+#   OXSTACK_BIN       use this oxstack binary instead of building the release one
+#   OXSTACK_DEMO_EXIT=1  once the demo server is ACTIVE and printed its
+#                     address, delete it and its network and stop the cloud
+#                     (CI runs it this way)
 #
 # A second run resumes the same cloud and boots `demo` again only when it
 # is gone. Inside a virtual machine (the `hypervisor` CPU flag), KVM is
@@ -29,8 +31,9 @@ fi
 
 # qemu-system-x86 runs the servers; dnsmasq-base serves DHCP in namespaces;
 # nftables carries security groups and routers; genisoimage writes config
-# drives; qemu-utils makes disk overlays; python3-venv holds the CLI.
-packages=(qemu-system-x86 qemu-utils genisoimage dnsmasq-base nftables iproute2 python3 python3-venv curl ca-certificates)
+# drives; qemu-utils makes disk overlays; python3-venv holds the CLI;
+# openssh-client makes the demo key pair.
+packages=(qemu-system-x86 qemu-utils genisoimage dnsmasq-base nftables kmod iproute2 openssh-client python3 python3-venv curl ca-certificates)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -50,9 +53,13 @@ if [[ ! -f tools/guest-image/out/oxstack-guest.qcow2 ]]; then
     bash tools/guest-image/build.sh
 fi
 
-log "building oxstack (cargo build --release)"
-cargo build --release -p oxstack
-oxstack="$repo/target/release/oxstack"
+if [[ -n "${OXSTACK_BIN:-}" ]]; then
+    oxstack="$OXSTACK_BIN"
+else
+    log "building oxstack (cargo build --release)"
+    cargo build --release -p oxstack
+    oxstack="$repo/target/release/oxstack"
+fi
 
 up_args=("$@")
 if ! printf '%s\n' "${up_args[@]}" | grep -q -- '--virt-type' && grep -qw hypervisor /proc/cpuinfo; then
@@ -65,10 +72,24 @@ log "starting oxstack up (output in $data_dir/demo-up.log)"
 "$oxstack" up --data-dir "$data_dir" "${up_args[@]}" > "$data_dir/demo-up.log" 2>&1 &
 up_pid=$!
 stop_cloud() {
+    if [[ "${OXSTACK_DEMO_EXIT:-}" == "1" && -f "$data_dir/openrc" ]] && kill -0 "$up_pid" 2>/dev/null; then
+        remove_demo || true
+    fi
     if kill -0 "$up_pid" 2>/dev/null; then
         kill -TERM "$up_pid"
         wait "$up_pid" 2>/dev/null || true
     fi
+}
+# In CI mode the script leaves the host as it found it: the demo server,
+# the router and the networks go, and the network agent removes their
+# bridges, namespaces, dnsmasq and nftables rules before the cloud stops.
+remove_demo() {
+    log "OXSTACK_DEMO_EXIT=1: deleting the demo server, router1 and the networks, then stopping the cloud"
+    os server delete --wait demo 2> /dev/null || true
+    os router remove subnet router1 private-subnet 2> /dev/null || true
+    os router delete router1 2> /dev/null || true
+    os network delete private public demo-net 2> /dev/null || true
+    sleep 3
 }
 trap stop_cloud EXIT
 trap 'exit 130' INT TERM
@@ -88,10 +109,19 @@ grep -q "is ready" "$data_dir/demo-up.log" || { echo "demo: oxstack up did not g
 source "$data_dir/openrc"
 os() { "$openstack" "$@"; }
 
-if ! os network show demo-net > /dev/null 2>&1; then
-    log "creating network demo-net with subnet 192.168.77.0/24"
-    os network create demo-net > /dev/null
-    os subnet create --network demo-net --subnet-range 192.168.77.0/24 demo-subnet > /dev/null
+# `oxstack up` creates the tenant network `private` on its first start,
+# with a router to the external network `public`. A cloud without it gets
+# the network demo-net.
+network=private
+if ! os network show "$network" > /dev/null 2>&1; then
+    network=demo-net
+    if ! os network show "$network" > /dev/null 2>&1; then
+        log "creating network demo-net with subnet 192.168.77.0/24"
+        os network create demo-net > /dev/null
+        os subnet create --network demo-net --subnet-range 192.168.77.0/24 demo-subnet > /dev/null
+    fi
+fi
+if ! os security group rule list default -f value -c "IP Protocol" | grep -qx icmp; then
     os security group rule create --protocol icmp default > /dev/null
     os security group rule create --protocol tcp --dst-port 22 default > /dev/null
 fi
@@ -102,8 +132,8 @@ if ! os keypair show demo-key > /dev/null 2>&1; then
     os keypair create --public-key "$key_file.pub" demo-key > /dev/null
 fi
 if ! os server show demo > /dev/null 2>&1; then
-    log "booting server demo: openstack server create --flavor m1.nano --image oxstack-guest --nic net-id=demo-net --key-name demo-key --wait demo"
-    os server create --flavor m1.nano --image oxstack-guest --nic net-id=demo-net \
+    log "booting server demo: openstack server create --flavor m1.nano --image oxstack-guest --nic net-id=$network --key-name demo-key --wait demo"
+    os server create --flavor m1.nano --image oxstack-guest --nic "net-id=$network" \
         --security-group default --key-name demo-key --wait demo > /dev/null
 fi
 os server show demo -c id -c name -c status -c addresses -c flavor -c image
@@ -119,10 +149,9 @@ os console log show demo | grep "oxstack-guest:" || true
 echo
 echo "The demo server is ACTIVE at $address. Try:"
 echo "  source $data_dir/openrc; $openstack server list"
-echo "  ip netns exec qdhcp-\$($openstack network show demo-net -f value -c id) ping $address"
+echo "  ip netns exec qdhcp-\$($openstack network show $network -f value -c id) ping $address"
 if [[ "${OXSTACK_DEMO_EXIT:-}" == "1" ]]; then
     os console log show demo | grep -q " $address/" || { echo "demo: the guest never printed its address" >&2; exit 1; }
-    log "OXSTACK_DEMO_EXIT=1: stopping the cloud"
     exit 0
 fi
 echo "The cloud keeps running; Ctrl-C stops it (servers keep running and are found again on the next start)."

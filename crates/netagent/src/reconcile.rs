@@ -180,6 +180,11 @@ impl Reconciler {
         Ok(self)
     }
 
+    /// How many networks and routers the ledger says this agent created.
+    pub fn owned_counts(&self) -> (usize, usize) {
+        (self.ledger.networks.len(), self.ledger.routers.len())
+    }
+
     /// Filters ports (security groups) and translates router traffic with
     /// these nftables.
     pub fn with_nftables(mut self, nftables: Arc<dyn Nftables>) -> Self {

@@ -260,3 +260,29 @@ pub async fn start(
     tracing::info!(%host, state_dir = %state_dir.display(), "network dataplane agent started");
     Ok(Some(agent))
 }
+
+/// Removes from this host everything the network agent of `data_dir`
+/// created (bridges, VXLAN devices, taps it plugged, `qdhcp-`/`qrouter-`
+/// namespaces, dnsmasq processes, its nftables tables), as its record in
+/// `DATA_DIR/netagent` lists them. The cloud must be stopped: a running
+/// agent would plug everything back. Returns how many networks and
+/// routers were removed.
+pub async fn teardown(data_dir: &Path) -> anyhow::Result<(usize, usize)> {
+    let ledger_dir = data_dir.join("netagent");
+    if !ledger_dir.exists() {
+        return Ok((0, 0));
+    }
+    let mut reconciler = Reconciler::new()
+        .with_state_dir(&ledger_dir)
+        .context("cannot load the network agent's record of what it created")?
+        .with_nftables(Arc::new(NftCommand::new()))
+        .with_metadata_proxy(Arc::new(NamespaceMetadataProxy::new()));
+    let owned = reconciler.owned_counts();
+    let dataplane = LinuxDataplane::new().context("cannot open a netlink socket; run as root")?;
+    let dnsmasq = Dnsmasq::new(data_dir.join("dhcp"));
+    reconciler
+        .reconcile(&DesiredState::default(), &dataplane, &dnsmasq)
+        .await
+        .context("cannot remove the network agent's devices")?;
+    Ok(owned)
+}

@@ -39,6 +39,19 @@ enum Command {
         #[command(subcommand)]
         command: IdentityCommand,
     },
+    /// This host's network agent.
+    Netagent {
+        #[command(subcommand)]
+        command: NetagentCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetagentCommand {
+    /// Remove every bridge, namespace, dnsmasq and nftables table this
+    /// host's network agent created, as recorded in DATA_DIR/netagent. Stop
+    /// `oxstack up` first; servers' QEMU processes are not touched.
+    Teardown(CommonArgs),
 }
 
 /// Options shared by every command that reads the data directory.
@@ -93,6 +106,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args),
         Command::Doctor(args) => config::Config::load(&args).and_then(|config| doctor::run(&config)),
         Command::Identity { command: IdentityCommand::RotateKeys(args) } => rotate_keys(args),
+        Command::Netagent { command: NetagentCommand::Teardown(args) } => netagent_teardown(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,6 +115,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn netagent_teardown(args: CommonArgs) -> anyhow::Result<()> {
+    let config = config::Config::load(&args)?;
+    let data_dir = config.data_dir();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (networks, routers) = runtime.block_on(dataplane::teardown(&data_dir))?;
+    println!("Removed the devices of {networks} networks and {routers} routers recorded in {}", data_dir.join("netagent").display());
+    Ok(())
 }
 
 fn rotate_keys(args: CommonArgs) -> anyhow::Result<()> {

@@ -67,18 +67,61 @@ fn first_address(server: &Value) -> String {
         .to_owned()
 }
 
-/// Whether any process's command line mentions `needle`.
-fn process_mentions(needle: &str) -> bool {
+/// Whether a process whose command line starts with `program` mentions
+/// `needle`.
+fn process_mentions(program: &str, needle: &str) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else { return false };
     entries.flatten().any(|entry| {
         std::fs::read(entry.path().join("cmdline"))
-            .map(|cmdline| String::from_utf8_lossy(&cmdline).contains(needle))
+            .map(|cmdline| {
+                let cmdline = String::from_utf8_lossy(&cmdline);
+                cmdline.starts_with(program) && cmdline.contains(needle)
+            })
             .unwrap_or(false)
     })
 }
 
 fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
+}
+
+fn namespace_exists(name: &str) -> bool {
+    Path::new("/run/netns").join(name).exists()
+}
+
+/// Leaves the host as the test found it, also when an assertion failed:
+/// kills the QEMU and dnsmasq processes whose command line names this
+/// cloud's data directory (the test started them, through `oxstack up`),
+/// then has `oxstack netagent teardown` remove the devices the cloud's
+/// network agent recorded. Declared before the server, so it runs after
+/// the server stopped.
+struct HostCleanup {
+    data_dir: std::path::PathBuf,
+}
+
+impl Drop for HostCleanup {
+    fn drop(&mut self) {
+        let needle = self.data_dir.to_string_lossy().into_owned();
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+                let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+                let cmdline = String::from_utf8_lossy(&cmdline);
+                let ours = cmdline.contains(&needle)
+                    && (cmdline.starts_with("qemu-system") || cmdline.starts_with("dnsmasq"));
+                if ours {
+                    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                }
+            }
+        }
+        let teardown = Command::new(env!("CARGO_BIN_EXE_oxstack"))
+            .args(["netagent", "teardown", "--data-dir"])
+            .arg(&self.data_dir)
+            .output();
+        if let Ok(output) = teardown {
+            eprintln!("cleanup: {}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        }
+    }
 }
 
 #[test]
@@ -103,6 +146,7 @@ fn server_walkthrough_boots_a_real_vm() {
     let cli = Cli::new(&home);
 
     step("start oxstack up with the QEMU driver under software emulation");
+    let _cleanup = HostCleanup { data_dir: data_dir.clone() };
     let mut server = Server::start_with_config(&repo_root(), &data_dir, free_port(), Some(&config));
     let admin = read_openrc(&data_dir.join("openrc"));
 
@@ -196,7 +240,8 @@ fn server_walkthrough_boots_a_real_vm() {
     let dan = env_as(&admin, "dan", "dan-secret", "admin");
     cli.ok(&admin, &["server", "lock", "vm1"]);
     let refusal = cli.fails(&dan, &["server", "stop", "vm1"]);
-    assert!(refusal.contains("409") && refusal.contains("locked"), "{refusal}");
+    assert!(refusal.contains("409"), "{refusal}");
+    assert!(refusal.contains("locked"), "{refusal}");
     cli.ok(&admin, &["server", "unlock", "vm1"]);
 
     step("server delete --wait leaves no QEMU process, tap, disk or port");
@@ -205,7 +250,7 @@ fn server_walkthrough_boots_a_real_vm() {
     let tap = format!("tap{}", &port_id[..11]);
     assert!(link_exists(&tap), "tap {tap} should exist while the server runs");
     cli.ok(&admin, &["server", "delete", "--wait", "vm1"]);
-    assert!(!process_mentions(&server_id), "a QEMU process for {server_id} is still running");
+    assert!(!process_mentions("qemu-system", &server_id), "a QEMU process for {server_id} is still running");
     assert!(!link_exists(&tap), "tap {tap} is still there");
     assert!(!data_dir.join("instances").join(&server_id).exists(), "the instance folder is still there");
     let ports = cli.json(&admin, &["port", "list", "--device-id", &server_id]);
@@ -235,6 +280,29 @@ fn server_walkthrough_boots_a_real_vm() {
         assert!(fault.contains(expected), "the fault should name {expected}: {fault}");
     }
     cli.ok(&admin, &["server", "delete", "--wait", "vm2"]);
+
+    step("deleting the router and the networks leaves no namespace, bridge or dnsmasq behind");
+    let network_ids: Vec<String> = ["xmodulo", "flatnet", "private", "public"]
+        .iter()
+        .map(|name| field(&cli.json(&admin, &["network", "show", name]), "id").to_owned())
+        .collect();
+    let router = cli.json(&admin, &["router", "show", "router1"]);
+    let router_id = field(&router, "id").to_owned();
+    assert!(namespace_exists(&format!("qrouter-{router_id}")), "the bootstrap router has no namespace");
+    cli.ok(&admin, &["router", "remove", "subnet", "router1", "private-subnet"]);
+    cli.ok(&admin, &["router", "delete", "router1"]);
+    cli.ok(&admin, &["network", "delete", "xmodulo", "flatnet", "private", "public"]);
+    for id in &network_ids {
+        let bridge = format!("brq{}", &id[..11]);
+        wait_for(&format!("bridge {bridge} and qdhcp-{id} to go"), Duration::from_secs(20), || {
+            (!link_exists(&bridge) && !namespace_exists(&format!("qdhcp-{id}"))).then_some(())
+        });
+    }
+    assert!(!namespace_exists(&format!("qrouter-{router_id}")), "the router's namespace is still there");
+    let data_dir_text = data_dir.to_string_lossy().into_owned();
+    wait_for("this cloud's dnsmasq processes to end", Duration::from_secs(10), || {
+        (!process_mentions("dnsmasq", &data_dir_text)).then_some(())
+    });
 
     server.stop();
 }
