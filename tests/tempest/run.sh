@@ -3,9 +3,10 @@
 # fresh `oxstack up --driver fake`.
 #
 # It starts oxstack on a free loopback port with its own data directory and a
-# known admin password, and creates the external network `public` with the
-# admin token. It writes tempest.conf from tempest.conf.in, with the network
-# extensions and the compute microversion range read from the running server.
+# known admin password, and creates the external network `public` and the
+# shared network `shared-private` with the admin token. It writes
+# tempest.conf from tempest.conf.in, with the network extensions and the
+# compute microversion range read from the running server.
 # It runs `tempest run --regex REGEX` once and compares the failures of each
 # service with its known-failures list (SERVICE-known-failures.txt). The exit
 # status is non-zero only when a test fails that is not listed there (or when
@@ -127,6 +128,16 @@ public_network_id="$(admin_request POST /networking/v2.0/networks '{"network": {
 admin_request POST /networking/v2.0/subnets '{"subnet": {"name": "public_subnet",
     "network_id": "'"$public_network_id"'", "ip_version": 4, "cidr": "172.24.4.0/24",
     "enable_dhcp": false}}' > /dev/null
+
+# The shared network servers boot on (tempest.conf [compute]
+# fixed_network_name): Tempest creates no network per project here
+# (create_isolated_networks = false), and without one servers get no ports
+# and no addresses.
+shared_network_id="$(admin_request POST /networking/v2.0/networks '{"network": {"name": "shared-private",
+    "shared": true}}' \
+    | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["network"]["id"])')"
+admin_request POST /networking/v2.0/subnets '{"subnet": {"name": "shared-private-subnet",
+    "network_id": "'"$shared_network_id"'", "ip_version": 4, "cidr": "10.200.0.0/16"}}' > /dev/null
 
 # Tempest skips the tests of every extension not listed, so the list is
 # exactly what the server reports.

@@ -188,4 +188,48 @@ CREATE TABLE compute_nodes (
 )
 ",
     },
+    // Server groups (`os-server-groups`) and their members. A server is in
+    // at most one group, as in Nova, so `server_id` is the key.
+    Migration {
+        version: 8,
+        description: "server groups",
+        sql: "
+CREATE TABLE compute_server_groups (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX compute_server_groups_project ON compute_server_groups (project_id);
+CREATE TABLE compute_server_group_members (
+    server_id TEXT PRIMARY KEY,
+    group_id TEXT NOT NULL
+);
+CREATE INDEX compute_server_group_members_group ON compute_server_group_members (group_id)
+",
+    },
+    // Host aggregates (`os-aggregates`): metadata is a JSON object; the
+    // `availability_zone` key in it sets the zone of the member hosts.
+    Migration {
+        version: 9,
+        description: "host aggregates",
+        sql: "
+CREATE TABLE compute_aggregates (
+    id BIGINT PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL UNIQUE,
+    metadata TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT
+);
+CREATE TABLE compute_aggregate_hosts (
+    aggregate_id BIGINT NOT NULL,
+    host TEXT NOT NULL,
+    PRIMARY KEY (aggregate_id, host)
+)
+",
+    },
 ];

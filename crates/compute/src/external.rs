@@ -57,6 +57,10 @@ pub struct ImageInfo {
     /// A local file with the image's bytes, when this host can read it
     /// directly (the all-in-one filesystem store).
     pub path: Option<PathBuf>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
 }
 
 /// The image service, as compute calls it.
@@ -69,6 +73,38 @@ pub trait ImageApi: Send + Sync {
     /// whose image the API already checked the caller may use. A build runs
     /// without the caller's token.
     async fn image_for_host(&self, id: &str) -> Result<Option<ImageInfo>, ExternalError>;
+
+    /// The images `caller` may list that match `query`, which uses the
+    /// image service's v2 names (`name`, `status`, `min_ram`,
+    /// `updated_at=gte:…`, `limit`, `marker`, extra properties by name).
+    /// An invalid query or an unknown marker is `BadRequest`.
+    async fn list_images(&self, caller: &AuthContext, query: &[(String, String)]) -> Result<Vec<ImageInfo>, ExternalError>;
+
+    /// Deletes image `id` as `caller`: `NotFound` when `caller` cannot see
+    /// it, `Forbidden` when it may not delete it, `Conflict` for a
+    /// protected image.
+    async fn delete_image(&self, caller: &AuthContext, id: &str) -> Result<(), ImageChangeError>;
+
+    /// Makes `properties` the image's complete set of additional
+    /// properties, removing those not named, and returns the image.
+    async fn replace_image_properties(
+        &self,
+        caller: &AuthContext,
+        id: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<ImageInfo, ImageChangeError>;
+}
+
+/// Why a change to an image through compute's image proxy failed. It is
+/// apart from [`ExternalError`] because only these calls can be forbidden
+/// for an image the caller sees.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ImageChangeError {
+    /// The caller may see the image but not change it.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Other(#[from] ExternalError),
 }
 
 /// A network as compute sees it.
@@ -185,4 +221,40 @@ pub trait NetworkApi: Send + Sync {
     /// empty for an unknown router. The metadata API searches them for a
     /// request that a router namespace's proxy forwarded.
     async fn router_network_ids(&self, router_id: &str) -> Result<Vec<String>, ExternalError>;
+
+    /// Replaces the security groups of port `port_id` with `group_ids`
+    /// (`addSecurityGroup` / `removeSecurityGroup` of its server).
+    async fn set_port_security_groups(&self, port_id: &str, group_ids: &[String]) -> Result<PortInfo, ExternalError>;
+
+    /// Returns the names of security groups `group_ids`, in the same order;
+    /// an id that matches no group keeps the id as its name.
+    async fn security_group_names(&self, group_ids: &[String]) -> Result<Vec<String>, ExternalError>;
+
+    /// Returns the security groups `group_ids` that exist, with their
+    /// rules, in the order of `group_ids`.
+    async fn security_groups(&self, group_ids: &[String]) -> Result<Vec<SecurityGroupInfo>, ExternalError>;
+}
+
+/// A security group as `GET /servers/{id}/os-security-groups` shows it.
+#[derive(Debug, Clone)]
+pub struct SecurityGroupInfo {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub project_id: String,
+    pub rules: Vec<SecurityGroupRuleInfo>,
+}
+
+/// A rule of a security group, in the network service's terms.
+#[derive(Debug, Clone)]
+pub struct SecurityGroupRuleInfo {
+    pub id: String,
+    /// `ingress` or `egress`.
+    pub direction: String,
+    /// `None` matches any protocol.
+    pub protocol: Option<String>,
+    pub port_range_min: Option<i64>,
+    pub port_range_max: Option<i64>,
+    pub remote_ip_prefix: Option<String>,
+    pub remote_group_id: Option<String>,
 }

@@ -13,6 +13,7 @@
 //! app.merge(oxstack_compute::mount(compute, validator));
 //! ```
 
+pub mod aggregate;
 pub mod api;
 pub mod conductor;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod quota;
 pub mod quota_class;
 pub mod scheduler;
 pub mod server;
+pub mod server_group;
 pub mod sshkey;
 pub mod testing;
 pub mod version;

@@ -126,8 +126,8 @@ pub fn check_user_limits(
 
 /// Counts the usage of each resource: the servers of `project_id` (only
 /// those of `user_id` when `per_user`) with their cores and RAM, and the
-/// keypairs of `user_id` (Nova counts keypairs per user). Server groups are
-/// not served yet, so they count 0.
+/// keypairs of `user_id` (Nova counts keypairs per user) and the server
+/// groups. `server_group_members` is counted per group, so it shows 0.
 pub async fn usage(
     service: &ComputeService,
     project_id: &str,
@@ -145,6 +145,10 @@ pub async fn usage(
     usage.insert("instances".into(), servers.instances);
     usage.insert("cores".into(), servers.cores);
     usage.insert("ram".into(), servers.ram);
+    let groups = crate::server_group::count(service.pool(), project_id, per_user.then_some(user_id))
+        .await
+        .map_err(db_error)?;
+    usage.insert("server_groups".into(), groups);
     Ok(usage)
 }
 

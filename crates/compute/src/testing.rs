@@ -11,7 +11,8 @@ use oxstack_placement::PlacementService;
 use oxstack_store::Store;
 
 use crate::external::{
-    ExternalError, ExternalErrorKind, FixedIp, ImageApi, ImageInfo, NetworkApi, NetworkInfo, PortInfo, PortRequest,
+    ExternalError, ExternalErrorKind, FixedIp, ImageApi, ImageChangeError, ImageInfo, NetworkApi, NetworkInfo, PortInfo,
+    PortRequest, SecurityGroupInfo, SecurityGroupRuleInfo,
 };
 use crate::Backends;
 
@@ -38,6 +39,8 @@ impl FakeImages {
             // The fake driver never reads the image, so the file need not
             // exist; a build only needs a path to hand to the driver.
             path: Some(std::path::PathBuf::from(format!("fake-images/{id}"))),
+            created_at: 1_700_000_000,
+            updated_at: 1_700_000_000,
         };
         self.images.lock().unwrap().insert(id.to_owned(), image.clone());
         image
@@ -53,6 +56,68 @@ impl ImageApi for FakeImages {
     async fn image_for_host(&self, id: &str) -> Result<Option<ImageInfo>, ExternalError> {
         Ok(self.images.lock().unwrap().get(id).cloned())
     }
+
+    /// Supports the `name`, `status`, `limit` and `marker` keys and extra
+    /// properties by name; images are in id order.
+    async fn list_images(&self, _caller: &AuthContext, query: &[(String, String)]) -> Result<Vec<ImageInfo>, ExternalError> {
+        let images = self.images.lock().unwrap();
+        let mut limit = usize::MAX;
+        let mut marker = None;
+        let mut selected: Vec<ImageInfo> = Vec::new();
+        for (key, value) in query {
+            match key.as_str() {
+                "limit" => {
+                    limit = value
+                        .parse()
+                        .map_err(|_| ExternalError::new(ExternalErrorKind::BadRequest, format!("invalid limit {value}")))?
+                }
+                "marker" => marker = Some(value.clone()),
+                _ => {}
+            }
+        }
+        if let Some(marker) = &marker {
+            if !images.contains_key(marker) {
+                return Err(ExternalError::new(ExternalErrorKind::BadRequest, format!("No image found with ID {marker}")));
+            }
+        }
+        for image in images.values() {
+            if marker.as_ref().is_some_and(|marker| image.id <= *marker) {
+                continue;
+            }
+            let matches = query.iter().all(|(key, value)| match key.as_str() {
+                "limit" | "marker" => true,
+                "name" => image.name.as_deref() == Some(value.as_str()),
+                "status" => image.status == *value,
+                other => image.properties.get(other) == Some(value),
+            });
+            if matches {
+                selected.push(image.clone());
+            }
+        }
+        selected.truncate(limit);
+        Ok(selected)
+    }
+
+    async fn delete_image(&self, _caller: &AuthContext, id: &str) -> Result<(), ImageChangeError> {
+        match self.images.lock().unwrap().remove(id) {
+            Some(_) => Ok(()),
+            None => Err(ExternalError::new(ExternalErrorKind::NotFound, format!("No image found with ID {id}")).into()),
+        }
+    }
+
+    async fn replace_image_properties(
+        &self,
+        _caller: &AuthContext,
+        id: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<ImageInfo, ImageChangeError> {
+        let mut images = self.images.lock().unwrap();
+        let image = images
+            .get_mut(id)
+            .ok_or_else(|| ExternalError::new(ExternalErrorKind::NotFound, format!("No image found with ID {id}")))?;
+        image.properties = properties.clone();
+        Ok(image.clone())
+    }
 }
 
 /// Networks with one /24 each; ports take the next free address.
@@ -64,6 +129,9 @@ pub struct FakeNetworks {
     pub unbindable: Mutex<BTreeMap<String, String>>,
     /// Router id to the ids of the networks it has an interface on.
     pub routers: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Security group id to name, besides `default` (whose id is
+    /// `default`), visible to every project.
+    pub security_groups: Mutex<BTreeMap<String, String>>,
     next_address: Mutex<u32>,
 }
 
@@ -116,16 +184,67 @@ impl NetworkApi for FakeNetworks {
     }
 
     async fn security_group_ids(&self, _caller: &AuthContext, names: &[String]) -> Result<Vec<String>, ExternalError> {
+        let groups = self.security_groups.lock().unwrap();
         names
             .iter()
             .map(|name| match name.as_str() {
                 "default" => Ok("default".to_owned()),
-                other => Err(ExternalError::new(
-                    ExternalErrorKind::NotFound,
-                    format!("Security group {other} not found."),
-                )),
+                other => groups
+                    .iter()
+                    .find(|(id, group_name)| *id == other || *group_name == other)
+                    .map(|(id, _)| id.clone())
+                    .ok_or_else(|| {
+                        ExternalError::new(ExternalErrorKind::NotFound, format!("Security group {other} not found."))
+                    }),
             })
             .collect()
+    }
+
+    async fn set_port_security_groups(&self, port_id: &str, group_ids: &[String]) -> Result<PortInfo, ExternalError> {
+        self.port_mut(port_id, |port| {
+            port.security_group_ids = group_ids.to_vec();
+            port.clone()
+        })
+    }
+
+    async fn security_groups(&self, group_ids: &[String]) -> Result<Vec<SecurityGroupInfo>, ExternalError> {
+        let groups = self.security_groups.lock().unwrap();
+        Ok(group_ids
+            .iter()
+            .filter_map(|id| {
+                let name = if id == "default" { Some("default".to_owned()) } else { groups.get(id).cloned() }?;
+                // The fake `default` group admits what its members send, as
+                // Neutron's default group does for IPv4.
+                let rules = if id == "default" {
+                    vec![SecurityGroupRuleInfo {
+                        id: "default-ingress".to_owned(),
+                        direction: "ingress".to_owned(),
+                        protocol: None,
+                        port_range_min: None,
+                        port_range_max: None,
+                        remote_ip_prefix: None,
+                        remote_group_id: Some("default".to_owned()),
+                    }]
+                } else {
+                    Vec::new()
+                };
+                Some(SecurityGroupInfo {
+                    id: id.clone(),
+                    name,
+                    description: String::new(),
+                    project_id: String::new(),
+                    rules,
+                })
+            })
+            .collect())
+    }
+
+    async fn security_group_names(&self, group_ids: &[String]) -> Result<Vec<String>, ExternalError> {
+        let groups = self.security_groups.lock().unwrap();
+        Ok(group_ids
+            .iter()
+            .map(|id| groups.get(id).cloned().unwrap_or_else(|| id.clone()))
+            .collect())
     }
 
     async fn get_port(&self, _caller: &AuthContext, id: &str) -> Result<Option<PortInfo>, ExternalError> {

@@ -59,6 +59,7 @@ fn server() -> Server {
         security_group_ids: vec!["sg-1".to_owned()],
         security_group_names: vec!["web".to_owned()],
         requested_networks: Vec::new(),
+        server_group: None,
         created_ports: vec![PORT_ID.to_owned()],
         ports: vec![PORT_ID.to_owned()],
         locked: false,
@@ -76,6 +77,7 @@ fn server() -> Server {
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
         deleted: false,
+        password: String::new(),
         revision: 0,
     }
 }

@@ -250,12 +250,16 @@ pub async fn render_errors(service: ServiceKind, request: Request, next: Next) -
     let Some(error) = response.extensions_mut().remove::<ApiError>() else {
         return response;
     };
+    // Messages often quote the request (an id from the path), so control
+    // characters are escaped: a decoded newline must not start a forged
+    // log line.
+    let message = error.message.escape_debug();
     match error.kind {
         ErrorKind::Internal => tracing::error!(
-            service = service.as_str(), error = %error, "request failed"),
+            service = service.as_str(), error = %error.to_string().escape_debug(), "request failed"),
         _ => tracing::info!(
             service = service.as_str(), status = error.kind.status().as_u16(),
-            message = %error.message, "request rejected"),
+            message = %message, "request rejected"),
     }
     let mut rendered = render(service, &error, accept.as_deref());
     // Headers set by inner layers (microversion echo, request id) survive.

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::{Driver, DriverError, HostResources, InstanceInfo, InstanceSpec, PowerState};
+use crate::{
+    CpuDiagnostics, Diagnostics, DiskDiagnostics, Driver, DriverError, HostResources, InstanceInfo, InstanceSpec,
+    NicDiagnostics, PowerState,
+};
 
 /// An in-memory host with the resources it was created with.
 pub struct FakeDriver {
@@ -77,7 +80,11 @@ impl Driver for FakeDriver {
     }
 
     async fn power_off(&self, uuid: &str, _timeout: Duration) -> Result<(), DriverError> {
-        self.set_power(uuid, &[PowerState::Running, PowerState::Paused, PowerState::Crashed], PowerState::Shutdown)
+        self.set_power(
+            uuid,
+            &[PowerState::Running, PowerState::Paused, PowerState::Crashed, PowerState::Suspended],
+            PowerState::Shutdown,
+        )
     }
 
     async fn power_on(&self, uuid: &str) -> Result<(), DriverError> {
@@ -85,7 +92,13 @@ impl Driver for FakeDriver {
     }
 
     async fn reboot(&self, uuid: &str, _hard: bool) -> Result<(), DriverError> {
-        self.set_power(uuid, &[PowerState::Running, PowerState::Shutdown, PowerState::Crashed], PowerState::Running)
+        // As with QEMU, a reboot brings the instance up from any state:
+        // Nova allows a hard reboot of a paused or suspended server.
+        self.set_power(
+            uuid,
+            &[PowerState::Running, PowerState::Shutdown, PowerState::Crashed, PowerState::Paused, PowerState::Suspended],
+            PowerState::Running,
+        )
     }
 
     async fn pause(&self, uuid: &str) -> Result<(), DriverError> {
@@ -127,5 +140,52 @@ impl Driver for FakeDriver {
         ];
         let keep = length.unwrap_or(lines.len()).min(lines.len());
         Ok(lines[lines.len() - keep..].join("\n") + "\n")
+    }
+
+    /// Reports the spec's sizes and MACs with fixed counters, as Nova's
+    /// fake driver reports fixed numbers.
+    async fn diagnostics(&self, uuid: &str) -> Result<Diagnostics, DriverError> {
+        let instances = self.instances.lock().expect("fake driver lock");
+        let instance = instances.get(uuid).ok_or_else(|| DriverError::NotFound(uuid.to_owned()))?;
+        let spec = &instance.spec;
+        let cpus = (0..spec.vcpus)
+            .map(|id| CpuDiagnostics { id, time_ns: Some(17_300_000_000), utilisation: Some(15) })
+            .collect();
+        let nics = spec
+            .vifs
+            .iter()
+            .map(|vif| NicDiagnostics {
+                mac_address: Some(vif.mac.clone()),
+                rx_octets: Some(2_070_139),
+                rx_errors: Some(0),
+                rx_drop: Some(0),
+                rx_packets: Some(26_701),
+                rx_rate: Some(300),
+                tx_octets: Some(140_208),
+                tx_errors: Some(0),
+                tx_drop: Some(0),
+                tx_packets: Some(662),
+                tx_rate: Some(300),
+            })
+            .collect();
+        let disk = DiskDiagnostics {
+            read_bytes: Some(262_144),
+            read_requests: Some(112),
+            write_bytes: Some(5_778_432),
+            write_requests: Some(488),
+            errors_count: Some(0),
+        };
+        Ok(Diagnostics {
+            power_state: instance.power,
+            hypervisor: Some("fake".to_owned()),
+            hypervisor_os: Some("fake-os".to_owned()),
+            uptime_secs: Some(46_664),
+            config_drive: spec.config_drive.is_some(),
+            memory_max_mb: Some(spec.memory_mb),
+            memory_used_mb: Some(spec.memory_mb / 2),
+            cpus,
+            nics,
+            disks: vec![disk],
+        })
     }
 }

@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 /// Nova's `power_state` values, as the API shows them in
 /// `OS-EXT-STS:power_state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PowerState {
+    #[default]
     NoState = 0,
     Running = 1,
     Paused = 3,
@@ -93,6 +94,63 @@ pub struct InstanceInfo {
     pub power_state: PowerState,
 }
 
+/// A driver's report on one instance for the diagnostics API. Counters a
+/// driver cannot read are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    pub power_state: PowerState,
+    /// The hypervisor (`kvm`, `qemu`, `fake`), when known.
+    pub hypervisor: Option<String>,
+    /// The host's operating system, when known.
+    pub hypervisor_os: Option<String>,
+    /// Seconds since the instance started.
+    pub uptime_secs: Option<u64>,
+    pub config_drive: bool,
+    /// MiB given to the instance.
+    pub memory_max_mb: Option<u64>,
+    /// MiB the guest uses.
+    pub memory_used_mb: Option<u64>,
+    pub cpus: Vec<CpuDiagnostics>,
+    pub nics: Vec<NicDiagnostics>,
+    pub disks: Vec<DiskDiagnostics>,
+}
+
+/// One virtual CPU.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuDiagnostics {
+    pub id: u32,
+    /// Nanoseconds of CPU time used.
+    pub time_ns: Option<u64>,
+    /// Percent.
+    pub utilisation: Option<u64>,
+}
+
+/// One network interface, with counters since it was plugged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NicDiagnostics {
+    pub mac_address: Option<String>,
+    pub rx_octets: Option<u64>,
+    pub rx_errors: Option<u64>,
+    pub rx_drop: Option<u64>,
+    pub rx_packets: Option<u64>,
+    pub rx_rate: Option<u64>,
+    pub tx_octets: Option<u64>,
+    pub tx_errors: Option<u64>,
+    pub tx_drop: Option<u64>,
+    pub tx_packets: Option<u64>,
+    pub tx_rate: Option<u64>,
+}
+
+/// One disk, with counters since the instance started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskDiagnostics {
+    pub read_bytes: Option<u64>,
+    pub read_requests: Option<u64>,
+    pub write_bytes: Option<u64>,
+    pub write_requests: Option<u64>,
+    pub errors_count: Option<u64>,
+}
+
 /// The host's resources, which the compute service reports to placement
 /// and shows in `os-hypervisors`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +219,13 @@ pub trait Driver: Send + Sync {
 
     /// The serial console's output; `length` keeps only the last lines.
     async fn console_output(&self, uuid: &str, length: Option<usize>) -> Result<String, DriverError>;
+
+    /// Returns the instance's diagnostics. The default reports only the
+    /// power state from [`Driver::info`], and drivers override it.
+    async fn diagnostics(&self, uuid: &str) -> Result<Diagnostics, DriverError> {
+        let info = self.info(uuid).await?;
+        Ok(Diagnostics { power_state: info.power_state, ..Diagnostics::default() })
+    }
 }
 
 pub mod fake;

@@ -53,6 +53,10 @@ pub trait Dataplane: Send + Sync {
     /// Deletes a link from the host namespace; a missing link is not an error.
     async fn delete_link(&self, name: &str) -> Result<(), DataplaneError>;
 
+    /// Adds `address` to `link` in the host namespace unless the link has
+    /// it already, then brings the link up. The link's other addresses stay.
+    async fn ensure_address(&self, link: &str, address: Ipv4Net) -> Result<(), DataplaneError>;
+
     /// Creates a named namespace under /run/netns if missing.
     async fn ensure_namespace(&self, name: &str) -> Result<(), DataplaneError>;
 
@@ -391,6 +395,24 @@ impl Dataplane for RecordingDataplane {
             host.remove_link(name);
             host.ops.push(DataplaneOp::DeleteLink(name.to_string()));
         }
+        Ok(())
+    }
+
+    async fn ensure_address(&self, link: &str, address: Ipv4Net) -> Result<(), DataplaneError> {
+        let mut host = self.begin("ensure_address", link)?;
+        let entry = host
+            .links
+            .get_mut(link)
+            .filter(|l| l.namespace.is_none())
+            .ok_or_else(|| DataplaneError::LinkNotFound(link.to_string()))?;
+        if entry.addresses.contains(&address) {
+            return Ok(());
+        }
+        entry.addresses.push(address);
+        host.ops.push(DataplaneOp::SetAddress {
+            link: link.to_string(),
+            address,
+        });
         Ok(())
     }
 

@@ -208,6 +208,29 @@ impl Dataplane for LinuxDataplane {
         Ok(())
     }
 
+    async fn ensure_address(&self, link: &str, address: Ipv4Net) -> Result<(), DataplaneError> {
+        let index = require_link(&self.handle, link).await?;
+        if !link_addresses(&self.handle, index, link)
+            .await?
+            .contains(&address)
+        {
+            let added = self
+                .handle
+                .address()
+                .add(index, IpAddr::V4(address.addr()), address.prefix_len())
+                .execute()
+                .await;
+            match added {
+                // Another writer added it between the dump and the request.
+                Err(rtnetlink::Error::NetlinkError(message))
+                    if message.raw_code() == -nix::libc::EEXIST => {}
+                result => result.map_err(netlink_error("add address", link))?,
+            }
+            tracing::info!(link, %address, "added address");
+        }
+        set_up(&self.handle, index, link, None, None).await
+    }
+
     async fn ensure_namespace(&self, name: &str) -> Result<(), DataplaneError> {
         if namespace_path(name).exists() {
             return Ok(());
@@ -459,6 +482,34 @@ fn configure_in_namespace(
             } => namespace_error(operation, source),
             other => other,
         })
+}
+
+/// Returns the IPv4 addresses of the link with index `index`, with their
+/// prefix lengths.
+async fn link_addresses(
+    handle: &Handle,
+    index: u32,
+    link: &str,
+) -> Result<Vec<Ipv4Net>, DataplaneError> {
+    let mut found = Vec::new();
+    let mut messages = handle
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .execute();
+    while let Some(message) = messages
+        .try_next()
+        .await
+        .map_err(netlink_error("get addresses", link))?
+    {
+        for attribute in &message.attributes {
+            if let AddressAttribute::Address(IpAddr::V4(ip)) = attribute {
+                found.extend(Ipv4Net::new(*ip, message.header.prefix_len).ok());
+            }
+        }
+    }
+    found.dedup();
+    Ok(found)
 }
 
 /// Gives `link` exactly `addresses` and brings it up.

@@ -183,6 +183,58 @@ fn vxlan_joins_bridge_idempotently() {
     });
 }
 
+#[test]
+fn ensure_address_keeps_other_addresses() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping ensure_address_keeps_other_addresses: creating namespaces needs root");
+        return;
+    }
+    let mut rng = rand::thread_rng();
+    let tag = format!("oxt{:06x}", rng.gen::<u32>() & 0xff_ffff);
+    // A namespace of its own keeps the test addresses off the host's routes.
+    let namespace = format!("{tag}-ad");
+    let _cleanup = Cleanup {
+        namespaces: vec![namespace.clone()],
+        links: Vec::new(),
+        pid_file: PathBuf::new(),
+    };
+    run_ok("ip", &["netns", "add", &namespace]);
+    let bridge = format!("br-{tag}");
+    run_ok(
+        "ip",
+        &["-n", &namespace, "link", "add", &bridge, "type", "bridge"],
+    );
+    run_ok(
+        "ip",
+        &["-n", &namespace, "addr", "add", "198.51.100.7/24", "dev", &bridge],
+    );
+
+    let bridge_for_thread = bridge.clone();
+    in_namespace(&namespace, move || {
+        Box::pin(async move {
+            let dataplane = LinuxDataplane::new().unwrap();
+            let address = "203.0.113.1/24".parse().unwrap();
+            for _ in 0..2 {
+                dataplane
+                    .ensure_address(&bridge_for_thread, address)
+                    .await
+                    .unwrap();
+            }
+            let missing = dataplane.ensure_address("oxt-no-such", address).await;
+            assert!(missing.is_err(), "a missing link must be an error");
+        })
+    });
+
+    let shown = run_ok(
+        "ip",
+        &["-n", &namespace, "-4", "addr", "show", "dev", &bridge],
+    );
+    assert_eq!(shown.matches("inet 203.0.113.1/24").count(), 1, "{shown}");
+    assert!(shown.contains("inet 198.51.100.7/24"), "{shown}");
+    let link = run_ok("ip", &["-n", &namespace, "link", "show", "dev", &bridge]);
+    assert!(link.contains(",UP"), "the link must be up: {link}");
+}
+
 /// Leases an address for `port` in its namespace, checks it is the port's fixed
 /// address, and configures it on the interface.
 fn take_lease(port: &PortSpec, namespace: &str, interface: &str, script: &Path) {

@@ -321,3 +321,26 @@ async fn network_failed_on_first_run_is_removed_cleanly() {
     assert_eq!(dataplane.host_links(), Vec::<String>::new());
     assert_eq!(dataplane.namespaces(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn ensure_address_adds_once_and_needs_the_link() {
+    use oxstack_netagent::Dataplane;
+
+    let dataplane = RecordingDataplane::new();
+    let address: oxstack_netagent::ipnet::Ipv4Net = "203.0.113.1/24".parse().unwrap();
+    let missing = dataplane.ensure_address("br-test", address).await;
+    assert!(missing.is_err(), "a missing link must be an error");
+
+    dataplane.ensure_bridge("br-test", 1500).await.unwrap();
+    dataplane.take_ops();
+    dataplane.ensure_address("br-test", address).await.unwrap();
+    dataplane.ensure_address("br-test", address).await.unwrap();
+    assert_eq!(
+        dataplane.take_ops(),
+        vec![DataplaneOp::SetAddress {
+            link: "br-test".into(),
+            address
+        }]
+    );
+    assert_eq!(dataplane.addresses_of("br-test"), vec![address]);
+}

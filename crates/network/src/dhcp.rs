@@ -11,7 +11,7 @@ use oxstack_core::ApiError;
 use serde_json::{json, Map, Value};
 
 use crate::api::port_input::IpRequest;
-use crate::api::{db_error, port_update, ports};
+use crate::api::{db_error, port_update, ports, service_ports};
 use crate::db;
 use crate::model::{now, Binding, Network, NetworkId, Port, PortId, Subnet};
 use crate::policy::Caller;
@@ -87,9 +87,11 @@ impl NetworkService {
     }
 
     /// Gives every network with a DHCP-enabled subnet its DHCP port, as
-    /// Neutron schedules networks to a DHCP agent that starts. Returns how
-    /// many networks have one afterwards.
+    /// Neutron schedules networks to a DHCP agent that starts, and binds the
+    /// router ports that no host has bound yet to the host that runs the
+    /// routers. Returns how many networks have a DHCP port afterwards.
     pub async fn schedule_dhcp(&self) -> Result<usize, ApiError> {
+        self.bind_router_ports().await?;
         let subnets = db::subnets::list(self.pool()).await.map_err(db_error)?;
         let mut network_ids: Vec<NetworkId> = subnets
             .into_iter()
@@ -105,6 +107,36 @@ impl NetworkService {
             }
         }
         Ok(served)
+    }
+
+    /// Binds the unbound ports of routers created while no network agent
+    /// was alive to the host that runs the routers, as an L3 agent that
+    /// starts does. A port changed meanwhile is left for the next start.
+    async fn bind_router_ports(&self) -> Result<(), ApiError> {
+        if self.dhcp_host().await?.is_none() {
+            return Ok(());
+        }
+        let ports = db::ports::list(self.pool()).await.map_err(db_error)?;
+        for mut port in ports {
+            if !service_ports::is_router_port(&port.device_owner) || !port.binding.host_id.is_empty() {
+                continue;
+            }
+            let Some(network) = db::networks::get(self.pool(), &port.network_id)
+                .await
+                .map_err(db_error)?
+            else {
+                continue;
+            };
+            service_ports::bind_to_router_host(self, &mut port, &network).await?;
+            port.revision_number += 1;
+            port.updated_at = now();
+            if db::ports::update(self.pool(), &port).await.map_err(db_error)? {
+                tracing::info!(port_id = %port.id, host = %port.binding.host_id, device_id = %port.device_id,
+                               "bound router port");
+                self.notify_change();
+            }
+        }
+        Ok(())
     }
 
     async fn create_dhcp_port(

@@ -444,3 +444,60 @@ impl NetworkService {
         Ok(resolved)
     }
 }
+
+/// Security groups of a server's ports, for the compute service's
+/// `addSecurityGroup` / `removeSecurityGroup` actions and its server view.
+impl NetworkService {
+    /// Replaces the security groups of port `id` through the path of
+    /// `PUT /v2.0/ports/{id}`, as an admin of the port's project, so the
+    /// API's checks (groups of the port's project, port security enabled)
+    /// apply.
+    pub async fn set_port_security_groups(
+        &self,
+        id: &PortId,
+        groups: &[SecurityGroupId],
+    ) -> Result<Port, ApiError> {
+        let mut object = Map::new();
+        let ids: Vec<&str> = groups.iter().map(|group| group.as_str()).collect();
+        object.insert("security_groups".to_owned(), json!(ids));
+        self.update_as_service(id, &object, |_| Ok(())).await
+    }
+
+    /// Returns the names of the security groups `ids`, by id, of any
+    /// project; ids that match no group are left out.
+    pub async fn security_group_names(
+        &self,
+        ids: &[SecurityGroupId],
+    ) -> Result<BTreeMap<SecurityGroupId, String>, ApiError> {
+        let groups = db::security_groups::list_groups(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(groups
+            .into_iter()
+            .filter(|group| ids.contains(&group.id))
+            .map(|group| (group.id, group.name))
+            .collect())
+    }
+
+    /// Returns the security groups `ids` that exist, of any project, each
+    /// with its rules, in the order of `ids`.
+    pub async fn security_groups_with_rules(
+        &self,
+        ids: &[SecurityGroupId],
+    ) -> Result<Vec<(crate::model::SecurityGroup, Vec<SecurityGroupRule>)>, ApiError> {
+        let groups = db::security_groups::list_groups(self.pool())
+            .await
+            .map_err(db_error)?;
+        let mut found = Vec::new();
+        for id in ids {
+            let Some(group) = groups.iter().find(|group| &group.id == id) else {
+                continue;
+            };
+            let rules = db::security_groups::rules_of(self.pool(), id)
+                .await
+                .map_err(db_error)?;
+            found.push((group.clone(), rules));
+        }
+        Ok(found)
+    }
+}

@@ -114,6 +114,19 @@ pub struct Subnet {
     pub updated_at: i64,
 }
 
+impl Subnet {
+    /// True for an IPv6 subnet whose hosts configure their own addresses
+    /// (`slaac` or `dhcpv6-stateless` in either mode), which Neutron calls
+    /// an auto-address subnet: deleting it frees its ports' addresses
+    /// instead of failing with `SubnetInUse`.
+    pub fn is_auto_address(&self) -> bool {
+        let auto = |mode: &Option<String>| {
+            matches!(mode.as_deref(), Some("slaac") | Some("dhcpv6-stateless"))
+        };
+        auto(&self.ipv6_address_mode) || auto(&self.ipv6_ra_mode)
+    }
+}
+
 /// An address of a port on one of its network's subnets (`fixed_ips`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FixedIp {

@@ -363,10 +363,50 @@ async fn create_rules() {
     assert_eq!(reply.body["floatingips"], json!([]));
     let reply = cloud.get("/v2.0/floatingips", &cloud.admin).await;
     assert_eq!(reply.body["floatingips"].as_array().unwrap().len(), 2);
+}
 
-    // The external network is in use while floating IPs are allocated on it.
-    let reply = cloud
-        .delete(&format!("/v2.0/networks/{}", t.public_id), &cloud.admin)
+#[tokio::test]
+async fn external_network_delete_takes_unassociated_floating_ips() {
+    let t = topology().await;
+    let cloud = &t.cloud;
+    let reply = create_fip(cloud, &cloud.demo, json!({"floating_network_id": t.public_id})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let fip_id = id_of(&reply.body["floatingip"]);
+    let fip_port = cloud
+        .get(&format!("/v2.0/ports?device_id={fip_id}"), &cloud.admin)
         .await;
+    assert_eq!(fip_port.body["ports"].as_array().unwrap().len(), 1, "{}", fip_port.body);
+
+    let reply = cloud.delete(&format!("/v2.0/networks/{}", t.public_id), &cloud.admin).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let reply = cloud.get(&format!("/v2.0/floatingips/{fip_id}"), &cloud.admin).await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "FloatingIPNotFound");
+    let ports = cloud
+        .get(&format!("/v2.0/ports?device_id={fip_id}"), &cloud.admin)
+        .await;
+    assert_eq!(ports.body["ports"], json!([]));
+}
+
+#[tokio::test]
+async fn external_network_in_use_keeps_floating_ips() {
+    let t = topology().await;
+    let cloud = &t.cloud;
+    let reply = cloud
+        .put(
+            &format!("/v2.0/routers/{}", t.router_id),
+            &cloud.demo,
+            json!({"router": {"external_gateway_info": {"network_id": t.public_id}}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = create_fip(cloud, &cloud.demo, json!({"floating_network_id": t.public_id})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let fip_id = id_of(&reply.body["floatingip"]);
+
+    // The router's gateway port keeps the network; the failed delete
+    // leaves the unassociated floating IP in place.
+    let reply = cloud.delete(&format!("/v2.0/networks/{}", t.public_id), &cloud.admin).await;
     assert_error(&reply, StatusCode::CONFLICT, "NetworkInUse");
+    let reply = cloud.get(&format!("/v2.0/floatingips/{fip_id}"), &cloud.demo).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }

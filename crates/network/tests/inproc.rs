@@ -312,6 +312,34 @@ async fn agent_start_schedules_existing_networks() {
 }
 
 #[tokio::test]
+async fn agent_start_binds_router_ports() {
+    let cloud = Cloud::start().await;
+    let (_, subnet_id) = demo_network(&cloud, "net1").await;
+    let reply = cloud
+        .post("/v2.0/routers", &cloud.demo, json!({"router": {"name": "r1"}}))
+        .await;
+    let router_id = reply.body["router"]["id"].as_str().unwrap().to_owned();
+    let reply = cloud
+        .put(
+            &format!("/v2.0/routers/{router_id}/add_router_interface"),
+            &cloud.demo,
+            json!({"subnet_id": subnet_id}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let port_path = format!("/v2.0/ports/{}", reply.body["port_id"].as_str().unwrap());
+    let port = cloud.get(&port_path, &cloud.admin).await.body["port"].clone();
+    assert_eq!(port["status"], "DOWN", "no agent hosts the router yet: {port}");
+    assert_eq!(port["binding:host_id"], "");
+
+    cloud.service.report_agent("node1", vxlan_agent()).await.unwrap();
+    cloud.service.schedule_dhcp().await.unwrap();
+    let port = cloud.get(&port_path, &cloud.admin).await.body["port"].clone();
+    assert_eq!(port["binding:host_id"], "node1", "{port}");
+    assert_eq!(port["status"], "ACTIVE");
+}
+
+#[tokio::test]
 async fn writes_notify_changes() {
     let cloud = Cloud::start().await;
     let mut changes = cloud.service.changes();

@@ -430,3 +430,86 @@ async fn router_update_tags_and_discovery() {
         );
     }
 }
+
+#[tokio::test]
+async fn router_ports_bound_to_agent_host() {
+    let t = topology().await;
+    let cloud = &t.cloud;
+    let agent = oxstack_network::agents::AgentConfig {
+        tunneling_ip: Some("192.0.2.11".into()),
+        tunnel_types: vec!["vxlan".into()],
+        ..Default::default()
+    };
+    cloud.service.report_agent("node1", agent).await.unwrap();
+    let router = create_router(cloud, &cloud.demo, json!({"name": "r1"})).await;
+    let id = router["id"].as_str().unwrap();
+
+    let reply = cloud
+        .put(
+            &format!("/v2.0/routers/{id}/add_router_interface"),
+            &cloud.demo,
+            json!({"subnet_id": t.subnet_id}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let port_id = reply.body["port_id"].as_str().unwrap().to_owned();
+    let port = cloud.get(&format!("/v2.0/ports/{port_id}"), &cloud.admin).await;
+    assert_eq!(port.body["port"]["status"], "ACTIVE", "{}", port.body);
+    assert_eq!(port.body["port"]["binding:host_id"], "node1");
+    assert_eq!(port.body["port"]["binding:vif_type"], "bridge");
+
+    // The flat `public` network has no bridge mapping on node1, so its
+    // gateway port is bound there and fails, as in Neutron.
+    let reply = cloud
+        .put(
+            &format!("/v2.0/routers/{id}"),
+            &cloud.admin,
+            json!({"router": {"external_gateway_info": {"network_id": t.public_id}}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let gateway = cloud
+        .get(
+            &format!("/v2.0/ports?device_id={id}&device_owner=network:router_gateway"),
+            &cloud.admin,
+        )
+        .await;
+    let gateway = &gateway.body["ports"][0];
+    assert_eq!(gateway["binding:host_id"], "node1", "{gateway}");
+    assert_eq!(gateway["binding:vif_type"], "binding_failed");
+}
+
+#[tokio::test]
+async fn same_cidr_on_two_routers_is_allowed() {
+    let t = topology().await;
+    let cloud = &t.cloud;
+    let first = create_router(cloud, &cloud.demo, json!({"name": "r1"})).await;
+    let second = create_router(cloud, &cloud.demo, json!({"name": "r2"})).await;
+    let other = cloud.create_network(&cloud.demo, "other").await;
+    let reply = cloud
+        .create_subnet(
+            &cloud.demo,
+            json!({"cidr": "10.0.0.0/24", "ip_version": 4, "network_id": other["id"]}),
+        )
+        .await;
+    let same_cidr = reply.body["subnet"]["id"].as_str().unwrap().to_owned();
+
+    for (router, subnet) in [(&first, &t.subnet_id), (&second, &same_cidr)] {
+        let reply = cloud
+            .put(
+                &format!("/v2.0/routers/{}/add_router_interface", router["id"].as_str().unwrap()),
+                &cloud.demo,
+                json!({ "subnet_id": subnet }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let reply = cloud
+        .put(
+            &format!("/v2.0/routers/{}/add_router_interface", first["id"].as_str().unwrap()),
+            &cloud.demo,
+            json!({ "subnet_id": same_cidr }),
+        )
+        .await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "BadRequest");
+}

@@ -431,3 +431,126 @@ async fn concurrent_overlapping_subnets_one_wins() {
         listed.body
     );
 }
+
+#[tokio::test]
+async fn auto_address_subnet_delete_frees_port_addresses() {
+    for mode in ["slaac", "dhcpv6-stateless"] {
+        let (cloud, network_id) = cloud_with_network().await;
+        let reply = cloud
+            .create_subnet(
+                &cloud.demo,
+                json!({"network_id": network_id, "cidr": "2001:db8::/64", "ip_version": 6,
+                       "ipv6_ra_mode": mode, "ipv6_address_mode": mode}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{mode}: {}", reply.body);
+        let subnet_id = reply.body["subnet"]["id"].as_str().unwrap().to_owned();
+        let reply = cloud
+            .post("/v2.0/ports", &cloud.demo, json!({"port": {"network_id": network_id}}))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{mode}: {}", reply.body);
+        let port_id = reply.body["port"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(reply.body["port"]["fixed_ips"][0]["subnet_id"], subnet_id.as_str());
+
+        let reply = cloud.delete(&format!("/v2.0/subnets/{subnet_id}"), &cloud.demo).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{mode}: {}", reply.body);
+        let port = cloud.get(&format!("/v2.0/ports/{port_id}"), &cloud.demo).await;
+        assert_eq!(port.body["port"]["fixed_ips"], json!([]), "{mode}");
+        // The port itself remains and keeps the network in use.
+        let reply = cloud.delete(&format!("/v2.0/networks/{network_id}"), &cloud.demo).await;
+        assert_error(&reply, StatusCode::CONFLICT, "NetworkInUse");
+    }
+}
+
+#[tokio::test]
+async fn auto_address_subnet_with_router_interface_is_in_use() {
+    let (cloud, network_id) = cloud_with_network().await;
+    let reply = cloud
+        .create_subnet(
+            &cloud.demo,
+            json!({"network_id": network_id, "cidr": "2001:db8::/64", "ip_version": 6,
+                   "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}),
+        )
+        .await;
+    let subnet_id = reply.body["subnet"]["id"].as_str().unwrap().to_owned();
+    let router = cloud
+        .post("/v2.0/routers", &cloud.demo, json!({"router": {"name": "r1"}}))
+        .await;
+    let router_id = router.body["router"]["id"].as_str().unwrap().to_owned();
+    let reply = cloud
+        .put(
+            &format!("/v2.0/routers/{router_id}/add_router_interface"),
+            &cloud.demo,
+            json!({"subnet_id": subnet_id}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    let reply = cloud.delete(&format!("/v2.0/subnets/{subnet_id}"), &cloud.demo).await;
+    assert_error(&reply, StatusCode::CONFLICT, "SubnetInUse");
+}
+
+#[tokio::test]
+async fn stateful_subnet_with_ports_is_in_use() {
+    let (cloud, network_id) = cloud_with_network().await;
+    let reply = cloud
+        .create_subnet(
+            &cloud.demo,
+            json!({"network_id": network_id, "cidr": "2001:db8::/64", "ip_version": 6,
+                   "ipv6_ra_mode": "dhcpv6-stateful", "ipv6_address_mode": "dhcpv6-stateful"}),
+        )
+        .await;
+    let subnet_id = reply.body["subnet"]["id"].as_str().unwrap().to_owned();
+    let reply = cloud
+        .post("/v2.0/ports", &cloud.demo, json!({"port": {"network_id": network_id}}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+
+    let reply = cloud.delete(&format!("/v2.0/subnets/{subnet_id}"), &cloud.demo).await;
+    assert_error(&reply, StatusCode::CONFLICT, "SubnetInUse");
+}
+
+#[tokio::test]
+async fn external_network_subnet_visible_to_members() {
+    let cloud = Cloud::start().await;
+    let reply = cloud
+        .post(
+            "/v2.0/networks",
+            &cloud.admin,
+            json!({"network": {"name": "public", "router:external": true}}),
+        )
+        .await;
+    let public_id = reply.body["network"]["id"].as_str().unwrap().to_owned();
+    let reply = cloud
+        .create_subnet(&cloud.admin, subnet_on(&public_id, "172.24.4.0/24"))
+        .await;
+    let public_subnet = reply.body["subnet"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(reply.body["subnet"]["router:external"], true);
+    let own_network = cloud.create_network(&cloud.demo, "own").await;
+    let reply = cloud
+        .create_subnet(&cloud.demo, subnet_on(own_network["id"].as_str().unwrap(), "10.1.0.0/24"))
+        .await;
+    assert_eq!(reply.body["subnet"]["router:external"], false);
+
+    let listed = cloud
+        .get(&format!("/v2.0/subnets?network_id={public_id}"), &cloud.demo)
+        .await;
+    let ids: Vec<&str> = listed.body["subnets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![public_subnet.as_str()]);
+    let external_only = cloud.get("/v2.0/subnets?router:external=True", &cloud.demo).await;
+    assert_eq!(external_only.body["subnets"].as_array().unwrap().len(), 1, "{}", external_only.body);
+
+    let extensions = cloud.get("/v2.0/extensions", &cloud.demo).await;
+    let aliases: Vec<&str> = extensions.body["extensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["alias"].as_str().unwrap())
+        .collect();
+    assert!(aliases.contains(&"subnet-external-network"), "{aliases:?}");
+}

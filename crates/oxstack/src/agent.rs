@@ -17,8 +17,10 @@ use crate::config::Config;
 /// down after `agent_down_time` (75 s by default) without a report.
 const REPORT_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Builds the report from `[netagent]`.
-pub fn agent_config(config: &Config) -> anyhow::Result<AgentConfig> {
+/// Returns this host's physical network → bridge mappings: `[netagent]
+/// bridge_mappings`, or public → br-ex when the config file leaves it out.
+/// The agent report, the dataplane and `oxstack doctor` all read them here.
+pub fn bridge_mappings(config: &Config) -> anyhow::Result<BTreeMap<String, String>> {
     let mut bridge_mappings = BTreeMap::new();
     for mapping in &config.netagent.bridge_mappings {
         let (physnet, bridge) = mapping
@@ -27,6 +29,12 @@ pub fn agent_config(config: &Config) -> anyhow::Result<AgentConfig> {
             .with_context(|| format!("invalid bridge mapping '{mapping}' in [netagent]; write it as physnet1:br-ex"))?;
         bridge_mappings.insert(physnet.to_owned(), bridge.to_owned());
     }
+    Ok(bridge_mappings)
+}
+
+/// Builds the report from `[netagent]`.
+pub fn agent_config(config: &Config) -> anyhow::Result<AgentConfig> {
+    let bridge_mappings = bridge_mappings(config)?;
     let tunneling_ip = match &config.netagent.tunneling_ip {
         Some(ip) => ip.clone(),
         // One host needs no tunnel between hosts; its own address serves.

@@ -9,11 +9,13 @@
 //! the `openstack` CLI would give them. Each step first looks for what it
 //! creates by name, so running it again creates nothing twice.
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use axum::body::Body;
 use axum::http::{Method, Request};
+use ipnet::Ipv4Net;
 use oxstack_core::{ApiError, AuthContext, ErrorKind, TokenValidator};
 use oxstack_network::NetworkService;
 use serde_json::{json, Value};
@@ -98,10 +100,20 @@ impl Api {
     }
 }
 
+/// What [`run`] created that the host needs to know about.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CreatedNetworks {
+    /// The gateway address of `public-subnet` with the subnet's prefix
+    /// length (172.24.4.1/24), when this run created the subnet: the address
+    /// devstack gives br-ex so the host reaches floating IPs.
+    pub public_gateway: Option<Ipv4Net>,
+}
+
 /// Creates what is missing of `public`, `private` and `router1`, owned by
 /// `admin_project_id`.
-pub async fn run(networks: &Arc<NetworkService>, admin_project_id: &str) -> anyhow::Result<()> {
+pub async fn run(networks: &Arc<NetworkService>, admin_project_id: &str) -> anyhow::Result<CreatedNetworks> {
     let api = Api::as_admin(networks, admin_project_id);
+    let mut created = CreatedNetworks::default();
 
     let public = match api.find("networks", &format!("name={PUBLIC_NETWORK}")).await? {
         Some(id) => id,
@@ -114,7 +126,11 @@ pub async fn run(networks: &Arc<NetworkService>, admin_project_id: &str) -> anyh
     if api.find("subnets", &format!("name={PUBLIC_SUBNET}&network_id={public}")).await?.is_none() {
         let body = json!({"name": PUBLIC_SUBNET, "network_id": public, "ip_version": 4,
                           "cidr": "172.24.4.0/24", "gateway_ip": "172.24.4.1", "enable_dhcp": false});
-        api.create("subnets", "subnet", body).await.context("cannot create public-subnet")?;
+        let subnet = api
+            .call(Method::POST, "subnets", Some(json!({ "subnet": body })))
+            .await
+            .context("cannot create public-subnet")?;
+        created.public_gateway = gateway_with_prefix(&subnet["subnet"]);
     }
 
     let private = match api.find("networks", &format!("name={PRIVATE_NETWORK}")).await? {
@@ -154,5 +170,13 @@ pub async fn run(networks: &Arc<NetworkService>, admin_project_id: &str) -> anyh
     }
     tracing::info!(public_network_id = %public, private_network_id = %private, router_id = %router,
                    "bootstrap networks are in place");
-    Ok(())
+    Ok(created)
+}
+
+/// Returns an IPv4 subnet's `gateway_ip` with the prefix length of its
+/// `cidr`, or `None` when it has no gateway.
+fn gateway_with_prefix(subnet: &Value) -> Option<Ipv4Net> {
+    let gateway: Ipv4Addr = subnet["gateway_ip"].as_str()?.parse().ok()?;
+    let cidr: Ipv4Net = subnet["cidr"].as_str()?.parse().ok()?;
+    Ipv4Net::new(gateway, cidr.prefix_len()).ok()
 }

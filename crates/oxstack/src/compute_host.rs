@@ -125,4 +125,8 @@ impl Driver for PluggedDriver {
     async fn console_output(&self, uuid: &str, length: Option<usize>) -> Result<String, DriverError> {
         self.inner.console_output(uuid, length).await
     }
+
+    async fn diagnostics(&self, uuid: &str) -> Result<oxstack_hypervisor::Diagnostics, DriverError> {
+        self.inner.diagnostics(uuid).await
+    }
 }

@@ -66,12 +66,21 @@ impl Default for HypervisorConfig {
     }
 }
 
+/// The physical network `bridge_mappings` maps when the config file does
+/// not set it: the one devstack and the first `oxstack up` give the
+/// external network `public`.
+pub const DEFAULT_PHYSICAL_NETWORK: &str = "public";
+/// The host bridge of [`DEFAULT_PHYSICAL_NETWORK`] by default, devstack's
+/// name for it. `oxstack up` creates it when the mapping is the default.
+pub const DEFAULT_EXTERNAL_BRIDGE: &str = "br-ex";
+
 /// `[netagent]`: how this host's network agent reaches physical networks.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Clone, Debug, Deserialize)]
+#[serde(from = "NetAgentSection")]
 pub struct NetAgentConfig {
     /// `PHYSNET:BRIDGE` pairs: the host bridge each physical network is
-    /// plugged into (Neutron's `bridge_mappings`).
+    /// plugged into (Neutron's `bridge_mappings`) [default: public:br-ex,
+    /// a bridge `oxstack up` creates; an empty list maps nothing].
     pub bridge_mappings: Vec<String>,
     /// The address VXLAN tunnels of this host use [default: the listen
     /// address, or 127.0.0.1 when that is 0.0.0.0; one host needs no
@@ -85,6 +94,52 @@ pub struct NetAgentConfig {
     /// [default: linux when the process may change the network (root),
     /// else none].
     pub dataplane: Option<DataplaneKind>,
+    /// True when the config file leaves `bridge_mappings` out, so that
+    /// `bridge_mappings` holds the default rather than the operator's choice.
+    pub(crate) bridge_mappings_defaulted: bool,
+}
+
+impl Default for NetAgentConfig {
+    fn default() -> Self {
+        NetAgentSection::default().into()
+    }
+}
+
+impl NetAgentConfig {
+    /// Returns the bridge that `oxstack up` creates and owns: br-ex while
+    /// `bridge_mappings` is the default. A bridge the operator maps is
+    /// never created, changed or deleted, even when it is called br-ex.
+    pub fn default_bridge(&self) -> Option<&'static str> {
+        let default = [format!("{DEFAULT_PHYSICAL_NETWORK}:{DEFAULT_EXTERNAL_BRIDGE}")];
+        (self.bridge_mappings_defaulted && self.bridge_mappings == default).then_some(DEFAULT_EXTERNAL_BRIDGE)
+    }
+}
+
+/// `[netagent]` as the config file writes it, before defaults apply; only
+/// here can a missing `bridge_mappings` be told from an empty one.
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct NetAgentSection {
+    bridge_mappings: Option<Vec<String>>,
+    tunneling_ip: Option<String>,
+    host: Option<String>,
+    dataplane: Option<DataplaneKind>,
+}
+
+impl From<NetAgentSection> for NetAgentConfig {
+    fn from(section: NetAgentSection) -> Self {
+        let bridge_mappings_defaulted = section.bridge_mappings.is_none();
+        let bridge_mappings = section
+            .bridge_mappings
+            .unwrap_or_else(|| vec![format!("{DEFAULT_PHYSICAL_NETWORK}:{DEFAULT_EXTERNAL_BRIDGE}")]);
+        NetAgentConfig {
+            bridge_mappings,
+            tunneling_ip: section.tunneling_ip,
+            host: section.host,
+            dataplane: section.dataplane,
+            bridge_mappings_defaulted,
+        }
+    }
 }
 
 /// The dataplane of this host's network agent.
@@ -246,6 +301,48 @@ mod tests {
         let args = CommonArgs { config: Some(file), data_dir: None };
         let error = Config::load(&args).unwrap_err();
         assert!(format!("{error:#}").contains("lisen"), "{error:#}");
+    }
+
+    fn netagent_from(text: &str) -> NetAgentConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("oxstack.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load(&CommonArgs { config: Some(file), data_dir: None }).unwrap().netagent
+    }
+
+    #[test]
+    fn missing_bridge_mappings_default_to_public_br_ex() {
+        for text in ["", "[netagent]\nhost = \"node1\"\n"] {
+            let netagent = netagent_from(text);
+            assert_eq!(netagent.bridge_mappings, vec!["public:br-ex".to_owned()], "config {text:?}");
+            assert_eq!(netagent.default_bridge(), Some("br-ex"), "config {text:?}");
+        }
+        assert_eq!(NetAgentConfig::default().default_bridge(), Some("br-ex"));
+    }
+
+    #[test]
+    fn empty_bridge_mappings_map_nothing() {
+        let netagent = netagent_from("[netagent]\nbridge_mappings = []\n");
+        assert!(netagent.bridge_mappings.is_empty());
+        assert_eq!(netagent.default_bridge(), None);
+    }
+
+    #[test]
+    fn configured_br_ex_is_not_created() {
+        let netagent = netagent_from("[netagent]\nbridge_mappings = [\"public:br-ex\"]\n");
+        assert_eq!(netagent.bridge_mappings, vec!["public:br-ex".to_owned()]);
+        assert_eq!(netagent.default_bridge(), None, "an operator's br-ex is theirs");
+        let literal = NetAgentConfig { bridge_mappings: vec!["physnet1:br-ex".into()], ..Default::default() };
+        assert_eq!(literal.default_bridge(), None);
+    }
+
+    #[test]
+    fn unknown_netagent_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[netagent]\nbridge_mapping = []\n").unwrap();
+        let error = Config::load(&CommonArgs { config: Some(file), data_dir: None }).unwrap_err();
+        assert!(format!("{error:#}").contains("bridge_mapping"), "{error:#}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! runs; it reconciles again when one of them is not.
 
 mod desired;
+pub mod external_bridge;
 mod probe;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use oxstack_netagent::ipnet::Ipv4Net;
 use oxstack_netagent::{
     Dataplane, DesiredState, DhcpServer, Dnsmasq, LinuxDataplane, NamespaceMetadataProxy, NftCommand, Reconciler,
 };
@@ -191,12 +193,15 @@ pub fn can_administer_network() -> bool {
 /// in the background. dnsmasq keeps its files in `DATA_DIR/dhcp` and the
 /// agent its record of what it created in `DATA_DIR/netagent`. Metadata
 /// proxies forward to `metadata`, the metadata API's listener, when given.
+/// When `bridge_mappings` is the default, it first creates br-ex, giving it
+/// `external_gateway` (the gateway of the `public-subnet` just created).
 /// Returns the agent, or `None` when the host runs without a dataplane.
 pub async fn start(
     networks: Arc<NetworkService>,
     config: &Config,
     data_dir: &Path,
     metadata: Option<SocketAddr>,
+    external_gateway: Option<Ipv4Net>,
 ) -> anyhow::Result<Option<Arc<HostAgent>>> {
     let capable = can_administer_network();
     let kind = match config.netagent.dataplane {
@@ -234,6 +239,14 @@ pub async fn start(
         .transpose()
         .context("[netagent] tunneling_ip must be an IPv4 address for VXLAN")?;
     let dataplane = LinuxDataplane::new().context("cannot open a netlink socket for the network dataplane")?;
+    // The mapped bridge must exist before the first pass plugs `public`.
+    if let Some(bridge) = config.netagent.default_bridge() {
+        let ledger_dir = data_dir.join("netagent");
+        if let Err(error) = external_bridge::ensure(&dataplane, &ledger_dir, bridge, external_gateway).await {
+            tracing::error!(bridge, error = format!("{error:#}"),
+                            "cannot set up the bridge of the default external network, so routers on it get no gateway and floating IPs do not work");
+        }
+    }
     let state_dir = data_dir.join("dhcp");
     std::fs::create_dir_all(&state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
     let dnsmasq = Dnsmasq::new(&state_dir);
@@ -261,28 +274,40 @@ pub async fn start(
     Ok(Some(agent))
 }
 
+/// What [`teardown`] removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub networks: usize,
+    pub routers: usize,
+    /// The default external bridge (br-ex), when this data directory
+    /// created it.
+    pub bridge: Option<String>,
+}
+
 /// Removes from this host everything the network agent of `data_dir`
 /// created (bridges, VXLAN devices, taps it plugged, `qdhcp-`/`qrouter-`
-/// namespaces, dnsmasq processes, its nftables tables), as its record in
-/// `DATA_DIR/netagent` lists them. The cloud must be stopped: a running
-/// agent would plug everything back. Returns how many networks and
-/// routers were removed.
-pub async fn teardown(data_dir: &Path) -> anyhow::Result<(usize, usize)> {
+/// namespaces, dnsmasq processes, its nftables tables, and br-ex when this
+/// data directory created it), as its record in `DATA_DIR/netagent` lists
+/// them. The cloud must be stopped: a running agent would plug everything
+/// back.
+pub async fn teardown(data_dir: &Path) -> anyhow::Result<Removed> {
     let ledger_dir = data_dir.join("netagent");
     if !ledger_dir.exists() {
-        return Ok((0, 0));
+        return Ok(Removed::default());
     }
     let mut reconciler = Reconciler::new()
         .with_state_dir(&ledger_dir)
         .context("cannot load the network agent's record of what it created")?
         .with_nftables(Arc::new(NftCommand::new()))
         .with_metadata_proxy(Arc::new(NamespaceMetadataProxy::new()));
-    let owned = reconciler.owned_counts();
+    let (networks, routers) = reconciler.owned_counts();
     let dataplane = LinuxDataplane::new().context("cannot open a netlink socket; run as root")?;
     let dnsmasq = Dnsmasq::new(data_dir.join("dhcp"));
     reconciler
         .reconcile(&DesiredState::default(), &dataplane, &dnsmasq)
         .await
         .context("cannot remove the network agent's devices")?;
-    Ok(owned)
+    // After the routers: their gateway ports sit in the bridge.
+    let bridge = external_bridge::remove(&dataplane, &ledger_dir).await?;
+    Ok(Removed { networks, routers, bridge })
 }

@@ -121,8 +121,16 @@ fn netagent_teardown(args: CommonArgs) -> anyhow::Result<()> {
     let config = config::Config::load(&args)?;
     let data_dir = config.data_dir();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (networks, routers) = runtime.block_on(dataplane::teardown(&data_dir))?;
-    println!("Removed the devices of {networks} networks and {routers} routers recorded in {}", data_dir.join("netagent").display());
+    let removed = runtime.block_on(dataplane::teardown(&data_dir))?;
+    println!(
+        "Removed the devices of {} networks and {} routers recorded in {}",
+        removed.networks,
+        removed.routers,
+        data_dir.join("netagent").display()
+    );
+    if let Some(bridge) = removed.bridge {
+        println!("Removed the bridge {bridge}, which this data directory created for the external network");
+    }
     Ok(())
 }
 

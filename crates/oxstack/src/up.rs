@@ -104,9 +104,11 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
     let host = crate::agent::host_name(&config);
     let report = crate::agent::agent_config(&config)?;
     crate::agent::start_reporting(networks.clone(), host.clone(), report).await?;
+    let mut external_gateway = None;
     if bootstrapped.created && config.network.bootstrap {
-        if let Err(error) = crate::bootstrap_network::run(&networks, &bootstrapped.admin_project_id).await {
-            tracing::warn!(error = format!("{error:#}"), "cannot create the networks public, private and router1; create them with the openstack CLI");
+        match crate::bootstrap_network::run(&networks, &bootstrapped.admin_project_id).await {
+            Ok(created) => external_gateway = created.public_gateway,
+            Err(error) => tracing::warn!(error = format!("{error:#}"), "cannot create the networks public, private and router1; create them with the openstack CLI"),
         }
     }
 
@@ -118,7 +120,7 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
         .context("cannot open a loopback port for the metadata API")?;
     let metadata_address = metadata_listener.local_addr()?;
     let network_agent = progress
-        .step("Starting network agent", crate::dataplane::start(networks.clone(), &config, &data_dir, Some(metadata_address)))
+        .step("Starting network agent", crate::dataplane::start(networks.clone(), &config, &data_dir, Some(metadata_address), external_gateway))
         .await?;
 
     let compute = progress

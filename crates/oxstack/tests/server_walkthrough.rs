@@ -12,13 +12,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use common::{env_as, free_port, read_openrc, repo_root, rows, step, Cli, Server};
+use common::{
+    env_as, free_port, link_exists, namespace_exists, process_mentions, read_openrc, repo_root, rows, step, wait_for, Cli,
+    HostCleanup, Server,
+};
 
 const GUEST: &str = "tools/guest-image/out/oxstack-guest.qcow2";
 
@@ -34,19 +36,6 @@ fn missing_prerequisite() -> Option<String> {
         return Some("qemu-system-x86_64 is missing".into());
     }
     None
-}
-
-/// Polls `check` every half second until it returns `Some`, or panics with
-/// `what` after `timeout`.
-fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 fn field<'a>(object: &'a Value, name: &str) -> &'a str {
@@ -65,63 +54,6 @@ fn first_address(server: &Value) -> String {
         .and_then(|ip| ip.as_str())
         .unwrap_or_else(|| panic!("no address in {addresses}"))
         .to_owned()
-}
-
-/// Whether a process whose command line starts with `program` mentions
-/// `needle`.
-fn process_mentions(program: &str, needle: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
-    entries.flatten().any(|entry| {
-        std::fs::read(entry.path().join("cmdline"))
-            .map(|cmdline| {
-                let cmdline = String::from_utf8_lossy(&cmdline);
-                cmdline.starts_with(program) && cmdline.contains(needle)
-            })
-            .unwrap_or(false)
-    })
-}
-
-fn link_exists(name: &str) -> bool {
-    Path::new("/sys/class/net").join(name).exists()
-}
-
-fn namespace_exists(name: &str) -> bool {
-    Path::new("/run/netns").join(name).exists()
-}
-
-/// Leaves the host as the test found it, also when an assertion failed:
-/// kills the QEMU and dnsmasq processes whose command line names this
-/// cloud's data directory (the test started them, through `oxstack up`),
-/// then has `oxstack netagent teardown` remove the devices the cloud's
-/// network agent recorded. Declared before the server, so it runs after
-/// the server stopped.
-struct HostCleanup {
-    data_dir: std::path::PathBuf,
-}
-
-impl Drop for HostCleanup {
-    fn drop(&mut self) {
-        let needle = self.data_dir.to_string_lossy().into_owned();
-        if let Ok(entries) = std::fs::read_dir("/proc") {
-            for entry in entries.flatten() {
-                let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-                let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-                let cmdline = String::from_utf8_lossy(&cmdline);
-                let ours = cmdline.contains(&needle)
-                    && (cmdline.starts_with("qemu-system") || cmdline.starts_with("dnsmasq"));
-                if ours {
-                    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-                }
-            }
-        }
-        let teardown = Command::new(env!("CARGO_BIN_EXE_oxstack"))
-            .args(["netagent", "teardown", "--data-dir"])
-            .arg(&self.data_dir)
-            .output();
-        if let Ok(output) = teardown {
-            eprintln!("cleanup: {}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        }
-    }
 }
 
 #[test]

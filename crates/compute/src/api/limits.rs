@@ -69,10 +69,17 @@ async fn show(
         .iter()
         .find(|(k, _)| k == "tenant_id")
         .map(|(_, v)| v.clone());
-    // Only admins may read another project's limits; Nova ignores the
-    // parameter for others.
+    // Reading another project's limits needs its own rule, as in Nova,
+    // which answers 403 rather than showing the caller's own limits.
     let project_id = match requested {
-        Some(project) if caller.is_admin() => project,
+        Some(project) if project != caller.project_id() => {
+            caller.authorize(
+                &state.policy,
+                "os_compute_api:limits:other_project",
+                json!({"project_id": project}),
+            )?;
+            project
+        }
         _ => caller.project_id().to_owned(),
     };
     let limits = quota::limits(&state, &project_id, Some(caller.user_id())).await?;

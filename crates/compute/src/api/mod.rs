@@ -1,30 +1,42 @@
 //! The Compute v2.1 HTTP API: one module per resource. Paths are relative
 //! to the compute endpoint root, and [`mount`] nests them under `/compute`.
 
+pub mod aggregates;
 pub mod availability_zones;
+pub mod diagnostics;
 pub mod discovery;
+pub mod extensions;
+pub mod external_events;
 pub mod extra_specs;
 pub mod flavor_access;
 pub mod flavor_input;
 pub mod flavor_view;
 pub mod flavors;
+pub mod hosts;
 pub mod hypervisors;
+pub mod images;
 pub mod instance_actions;
 pub mod keypair_input;
 pub mod keypairs;
 pub mod limits;
+pub mod migrations;
 pub mod quota_classes;
 pub mod quota_sets;
 pub mod server_actions;
 pub mod server_filters;
+pub mod server_groups;
 pub mod server_input;
 pub mod server_interfaces;
 pub mod server_metadata;
+pub mod server_password;
+pub mod server_security_groups;
 pub mod server_tags;
 pub mod server_view;
 pub mod servers;
 pub mod servers_create;
 pub mod services;
+pub mod simple_tenant_usage;
+pub mod usage_audit;
 
 use std::sync::Arc;
 
@@ -64,6 +76,18 @@ fn v21_router(state: ComputeState) -> Router {
         .merge(instance_actions::routes())
         .merge(hypervisors::routes())
         .merge(services::routes())
+        .merge(server_groups::routes())
+        .merge(aggregates::routes())
+        .merge(server_security_groups::routes())
+        .merge(simple_tenant_usage::routes())
+        .merge(diagnostics::routes())
+        .merge(external_events::routes())
+        .merge(server_password::routes())
+        .merge(migrations::routes())
+        .merge(hosts::routes())
+        .merge(usage_audit::routes())
+        .merge(extensions::routes())
+        .merge(images::routes())
         .fallback(|| async { ApiError::not_found("The resource could not be found.") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

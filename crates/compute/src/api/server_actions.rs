@@ -38,8 +38,6 @@ const UNSUPPORTED: &[&str] = &[
     "unshelve",
     "rescue",
     "unrescue",
-    "addSecurityGroup",
-    "removeSecurityGroup",
     "changePassword",
     "os-resetNetwork",
     "injectNetworkInfo",
@@ -80,6 +78,8 @@ pub async fn action(
         "os-resetState" => reset_state(&state, &caller, &server, argument).await,
         "forceDelete" => force_delete(&state, &caller, &server).await,
         "restore" => restore(&state, &caller, &server).await,
+        "addSecurityGroup" => super::server_security_groups::add(&state, &caller, &server, argument).await,
+        "removeSecurityGroup" => super::server_security_groups::remove(&state, &caller, &server, argument).await,
         other if UNSUPPORTED.contains(&other) => Err(ApiError::new(
             ErrorKind::NotImplemented,
             format!("Action '{other}' is not supported by this cloud."),
@@ -478,10 +478,12 @@ async fn console_output(
             server.id
         )));
     }
+    // The driver returns the whole (bounded) log and the API cuts it, so
+    // every driver counts lines as Nova does.
     let output = match state
         .backends
         .driver
-        .console_output(&server.id, length)
+        .console_output(&server.id, None)
         .await
     {
         Ok(output) => output,
@@ -504,12 +506,39 @@ async fn console_output(
         .chars()
         .filter(|c| !matches!(*c as u32, 0x00..=0x08 | 0x0B | 0x0C | 0x0E..=0x1F))
         .collect();
+    let output = match length {
+        Some(length) => tail_log(&output, length),
+        None => output,
+    };
     Ok((StatusCode::OK, Json(json!({ "output": output }))).into_response())
+}
+
+/// Keeps the last `length` pieces of `log` split at `\n`, as Nova's
+/// `_tail_log` does. A log ending in a newline has an empty last piece, so
+/// `length` 3 of `"a\nb\nc\n"` is `"b\nc\n"`, which splits into exactly
+/// 3 pieces again. `length` 0 returns "".
+fn tail_log(log: &str, length: usize) -> String {
+    if length == 0 {
+        return String::new();
+    }
+    let pieces: Vec<&str> = log.split('\n').collect();
+    pieces[pieces.len().saturating_sub(length)..].join("\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tail_log_counts_pieces_like_nova() {
+        let log = "a\nb\nc\n";
+        assert_eq!(tail_log(log, 3), "b\nc\n");
+        assert_eq!(tail_log(log, 3).split('\n').count(), 3);
+        assert_eq!(tail_log(log, 1), "");
+        assert_eq!(tail_log(log, 0), "");
+        assert_eq!(tail_log(log, 10), log);
+        assert_eq!(tail_log("x\ny", 1), "y");
+    }
 
     #[test]
     fn console_length_accepts_nova_forms() {

@@ -354,17 +354,22 @@ pub fn is_uuid(text: &str) -> bool {
     uuid::Uuid::parse_str(text).is_ok()
 }
 
-fn check_ipv4(field: &str, value: &str) -> Result<(), ApiError> {
+/// Validates an IPv4 address and returns its canonical form, which Nova
+/// stores in place of what the request spelled.
+fn canonical_ipv4(field: &str, value: &str) -> Result<String, ApiError> {
     value
         .parse::<Ipv4Addr>()
-        .map(|_| ())
+        .map(|ip| ip.to_string())
         .map_err(|_| invalid(field, format!("'{value}' is not a 'ipv4'")))
 }
 
-fn check_ipv6(field: &str, value: &str) -> Result<(), ApiError> {
+/// Validates an IPv6 address and returns its canonical (RFC 5952) form:
+/// Nova stores `str(netaddr.IPAddress(value))`, so
+/// `0000:0000:0000:0000:0000:babe:220.12.22.2` becomes `::babe:dc0c:1602`.
+fn canonical_ipv6(field: &str, value: &str) -> Result<String, ApiError> {
     value
         .parse::<Ipv6Addr>()
-        .map(|_| ())
+        .map(|ip| ip.to_string())
         .map_err(|_| invalid(field, format!("'{value}' is not a 'ipv6'")))
 }
 
@@ -444,20 +449,24 @@ pub fn parse_create(body: &Value, version: Microversion) -> Result<CreateRequest
             names
         });
 
-    let user_data = string_field(server, "user_data");
+    // Nova decodes with Python's base64.decodebytes, which skips line
+    // breaks, so user data wrapped at 76 columns (`base64` without `-w0`)
+    // is valid; it is stored without them.
+    let user_data = string_field(server, "user_data")
+        .map(|data| data.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>());
     if let Some(data) = &user_data {
         base64::engine::general_purpose::STANDARD
-            .decode(data.trim())
+            .decode(data)
             .map_err(|_| ApiError::bad_request("User data needs to be valid base 64."))?;
     }
 
-    let access_ipv4 = string_field(server, "accessIPv4").unwrap_or_default();
+    let mut access_ipv4 = string_field(server, "accessIPv4").unwrap_or_default();
     if !access_ipv4.is_empty() {
-        check_ipv4("accessIPv4", &access_ipv4)?;
+        access_ipv4 = canonical_ipv4("accessIPv4", &access_ipv4)?;
     }
-    let access_ipv6 = string_field(server, "accessIPv6").unwrap_or_default();
+    let mut access_ipv6 = string_field(server, "accessIPv6").unwrap_or_default();
     if !access_ipv6.is_empty() {
-        check_ipv6("accessIPv6", &access_ipv6)?;
+        access_ipv6 = canonical_ipv6("accessIPv6", &access_ipv6)?;
     }
 
     let description = if version.at_least(2, 19) {
@@ -719,12 +728,10 @@ pub fn parse_update(body: &Value, version: Microversion) -> Result<UpdateRequest
         update.description = Some(description);
     }
     if let Some(ip) = string_field(server, "accessIPv4") {
-        check_ipv4("accessIPv4", &ip)?;
-        update.access_ipv4 = Some(ip);
+        update.access_ipv4 = Some(canonical_ipv4("accessIPv4", &ip)?);
     }
     if let Some(ip) = string_field(server, "accessIPv6") {
-        check_ipv6("accessIPv6", &ip)?;
-        update.access_ipv6 = Some(ip);
+        update.access_ipv6 = Some(canonical_ipv6("accessIPv6", &ip)?);
     }
     Ok(update)
 }

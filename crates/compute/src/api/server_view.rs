@@ -328,7 +328,8 @@ fn insert_versioned_parts(
         body.insert("trusted_image_certificates".into(), Value::Null);
     }
     if version.at_least(2, 71) && shown.server_groups {
-        body.insert("server_groups".into(), json!([]));
+        let groups: Vec<&String> = server.server_group.iter().collect();
+        body.insert("server_groups".into(), json!(groups));
     }
     if version.at_least(2, 73) {
         body.insert("locked_reason".into(), json!(server.locked_reason));

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::server_filters::{self, Matcher};
 use super::server_input;
+use super::server_security_groups;
 use super::server_view::{self, Shown};
 use super::{db_error, parse_body, ComputeState, QueryPairs, Version};
 use crate::external::PortInfo;
@@ -137,7 +138,24 @@ pub async fn render_full(
 ) -> Value {
     let ports = ports_of(state, &server.id).await;
     let shown = shown_with_host(state, caller, server, true, server_groups).await;
-    server_view::detail(state, server, &ports, version, shown)
+    let mut server = server_security_groups::with_port_groups(state, server, &ports).await;
+    if server_groups {
+        server.server_group = existing_group(state, &server).await;
+    }
+    server_view::detail(state, &server, &ports, version, shown)
+}
+
+/// Returns the server group of `server` if it still exists: a deleted
+/// group no longer lists the server, as in Nova.
+async fn existing_group(state: &ComputeState, server: &Server) -> Option<String> {
+    let id = server.server_group.as_deref()?;
+    match crate::server_group::get(state.pool(), id).await {
+        Ok(group) => group.map(|group| group.id),
+        Err(error) => {
+            tracing::warn!(server_id = %server.id, server_group_id = %id, error = %error, "could not read the server's group");
+            None
+        }
+    }
 }
 
 /// Nova's `host_status`: `UP`, `DOWN` (forced down or no heartbeat within
@@ -270,7 +288,8 @@ async fn list_servers(
             None => ports_of(state, &server.id).await,
         };
         let shown = shown_with_host(state, caller, server, true, false).await;
-        items.push(server_view::detail(state, server, &ports, version, shown));
+        let server = server_security_groups::with_port_groups(state, server, &ports).await;
+        items.push(server_view::detail(state, &server, &ports, version, shown));
     }
     let mut body = json!({ "servers": items });
     if let Some(marker) = page_result.next_marker {

@@ -23,6 +23,7 @@ use crate::external::{ExternalError, ExternalErrorKind, ImageInfo};
 use crate::policy::Caller;
 use crate::quota::{self, ServerUsage};
 use crate::server::{actions, store, FlavorSnapshot, NicRequest, Server, TaskState, VmState};
+use crate::server_group;
 
 const GIB: u64 = 1 << 30;
 
@@ -78,13 +79,9 @@ pub async fn create(
             "File injection (personality) is not supported by this cloud; pass the files in user_data instead.",
         ));
     }
-    // No server groups exist yet, so every group hint names a missing one.
-    if let Some(group) = request.hint_groups.first() {
-        return Err(ApiError::bad_request(format!(
-            "Instance group {group} could not be found."
-        )));
-    }
+    let server_group = load_hint_group(&state, &caller, &request).await?;
     let zone = check_zone(&state, &caller, &request, &target)?;
+    check_zone_available(&state, zone.as_deref()).await?;
     if request.volume_mappings > 0 {
         caller.authorize(
             &state.policy,
@@ -133,6 +130,7 @@ pub async fn create(
         nics,
         group_ids,
         group_names,
+        server_group,
         config_drive: request.config_drive
             || state.config.force_config_drive
             || image_needs_config_drive(&image),
@@ -172,6 +170,35 @@ pub async fn create(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// Loads the server group of the `group` scheduler hint. Nova accepts one
+/// group; a group that does not exist, or belongs to another project and
+/// the caller is no admin, is Nova's 400.
+async fn load_hint_group(
+    state: &ComputeState,
+    caller: &Caller,
+    request: &CreateRequest,
+) -> Result<Option<String>, ApiError> {
+    let group_id = match request.hint_groups.as_slice() {
+        [] => return Ok(None),
+        [one] => one,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Invalid input for field/attribute group. Name one server group in the group scheduler hint.",
+            ))
+        }
+    };
+    let group = server_group::get(state.pool(), group_id)
+        .await
+        .map_err(db_error)?
+        .filter(|group| caller.is_admin() || group.project_id == caller.project_id());
+    match group {
+        Some(group) => Ok(Some(group.id)),
+        None => Err(ApiError::bad_request(format!(
+            "Instance group {group_id} could not be found."
+        ))),
+    }
 }
 
 /// Checks the requested availability zone (`zone`, or Nova's admin-only
@@ -221,14 +248,23 @@ fn check_zone(
             )));
         }
     }
-    if let Some(name) = &zone {
-        if *name != state.config.default_availability_zone {
-            return Err(ApiError::bad_request(
-                "The requested availability zone is not available",
-            ));
-        }
-    }
     Ok(zone)
+}
+
+/// Checks that `zone` is available: the default zone, or the zone of an
+/// aggregate that has hosts.
+async fn check_zone_available(state: &ComputeState, zone: Option<&str>) -> Result<(), ApiError> {
+    let Some(zone) = zone else { return Ok(()) };
+    if zone == state.config.default_availability_zone {
+        return Ok(());
+    }
+    let zones = crate::aggregate::host_zones(state.pool()).await.map_err(db_error)?;
+    if zones.values().any(|host_zone| host_zone == zone) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "The requested availability zone is not available",
+    ))
 }
 
 async fn load_flavor(state: &ComputeState, caller: &Caller, id: &str) -> Result<Flavor, ApiError> {
@@ -396,6 +432,16 @@ async fn resolve_networks(
                     "Port {port_id} is still in use."
                 )));
             }
+            // An admin sees every port, but a server may only use its own
+            // project's ports, as Nova's PortNotUsable check enforces.
+            if port.project_id != caller.project_id() {
+                return Err(ApiError::bad_request(format!(
+                    "Port {port_id} not usable for the new server: it belongs to project {}, not {}. \
+                     Create the server in that project or use a port of this one.",
+                    port.project_id,
+                    caller.project_id()
+                )));
+            }
             nics.push(NicRequest {
                 network_id: Some(port.network_id),
                 port_id: Some(port_id.clone()),
@@ -433,6 +479,14 @@ async fn resolve_networks(
             return Err(ApiError::bad_request(
                 "Failed to launch instances: max_count cannot be greater than 1 if an fixed_ip is specified.",
             ));
+        }
+        if let Some(ip) = &entry.fixed_ip {
+            if let Some(holder) = networks.port_by_ip(&network_id, ip).await.map_err(external)? {
+                let user = if holder.device_id.is_empty() { format!("port {}", holder.id) } else { format!("instance {}", holder.device_id) };
+                return Err(ApiError::bad_request(format!(
+                    "Fixed IP address {ip} is already in use on {user}; choose another address or leave fixed_ip out."
+                )));
+            }
         }
         nics.push(NicRequest {
             network_id: Some(network_id),
@@ -478,6 +532,8 @@ struct ServerTemplate<'a> {
     nics: Vec<NicRequest>,
     group_ids: Vec<String>,
     group_names: Vec<String>,
+    /// The server group of the `group` hint, which the servers join.
+    server_group: Option<String>,
     config_drive: bool,
 }
 
@@ -531,6 +587,7 @@ impl ServerTemplate<'_> {
             security_group_ids: self.group_ids.clone(),
             security_group_names: self.group_names.clone(),
             requested_networks: self.nics.clone(),
+            server_group: self.server_group.clone(),
             created_ports: Vec::new(),
             ports: Vec::new(),
             locked: false,
@@ -548,6 +605,7 @@ impl ServerTemplate<'_> {
             created_at: now,
             updated_at: now,
             deleted: false,
+            password: String::new(),
             revision: 0,
         }
     }
@@ -733,6 +791,19 @@ async fn insert_within_quota(
         .map_err(|message| ApiError::new(ErrorKind::QuotaExceeded, message))?;
     }
 
+    if let Some(group_id) = &template.server_group {
+        let members = server_group::members(&mut *transaction, group_id)
+            .await
+            .map_err(db_error)?;
+        let limit = project_limits.get("server_group_members").copied().unwrap_or(-1);
+        if limit >= 0 && members.len() as i64 + i64::from(count) > limit {
+            return Err(ApiError::new(
+                ErrorKind::QuotaExceeded,
+                "Quota exceeded, too many servers in group",
+            ));
+        }
+    }
+
     let now = chrono::Utc::now().timestamp();
     let reservation = reservation_id();
     let servers: Vec<Server> = (0..count)
@@ -742,6 +813,11 @@ async fn insert_within_quota(
         store::insert(&mut *transaction, server)
             .await
             .map_err(db_error)?;
+        if let Some(group_id) = &template.server_group {
+            server_group::add_member(&mut *transaction, group_id, &server.id)
+                .await
+                .map_err(db_error)?;
+        }
     }
     transaction.commit().await.map_err(db_error)?;
     tracing::debug!(project_id, user_id = %caller.user_id(), count, "servers stored within quota");

@@ -29,11 +29,16 @@ pub fn routes() -> Router<ComputeState> {
         .route("/os-services/{id}", put(update).delete(delete))
 }
 
-/// Nova's zone of a service: the host's zone for `nova-compute`,
-/// `internal` for the others.
+/// Nova's zone of a service: the host's zone for `nova-compute` (its
+/// aggregate's zone, else the zone it registered in), `internal` for the
+/// others.
 async fn zone_of(state: &ComputeState, service: &ServiceRecord) -> Result<String, ApiError> {
     if service.binary != COMPUTE_BINARY {
         return Ok(INTERNAL_ZONE.to_owned());
+    }
+    let zones = crate::aggregate::host_zones(state.pool()).await.map_err(db_error)?;
+    if let Some(zone) = zones.get(&service.host) {
+        return Ok(zone.clone());
     }
     let node = records::node_by_host(state.pool(), &service.host)
         .await

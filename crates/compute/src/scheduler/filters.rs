@@ -17,6 +17,8 @@ pub fn default_filters() -> Vec<Box<dyn Filter>> {
         Box::new(ComputeFilter),
         Box::new(AvailabilityZoneFilter),
         Box::new(ImagePropertiesFilter),
+        Box::new(ServerGroupAffinityFilter),
+        Box::new(ServerGroupAntiAffinityFilter),
     ]
 }
 
@@ -164,5 +166,65 @@ impl Filter for ImagePropertiesFilter {
             }
         }
         Ok(())
+    }
+}
+
+/// Keeps, for a server in an `affinity` group, the hosts that run the
+/// group's other members; any host while no member has one.
+// NOTE: `soft-affinity` and `soft-anti-affinity` filter nothing. Nova ranks
+// hosts for them with weighers, which OxStack does not have yet, so those
+// groups place servers as if they had no policy.
+pub struct ServerGroupAffinityFilter;
+
+impl Filter for ServerGroupAffinityFilter {
+    fn name(&self) -> &'static str {
+        "ServerGroupAffinityFilter"
+    }
+
+    fn check(&self, host: &HostState, request: &RequestSpec) -> Result<(), String> {
+        let Some(group) = request.group.as_ref().filter(|g| g.policy == "affinity") else {
+            return Ok(());
+        };
+        if group.member_hosts.is_empty() || group.member_hosts.contains(&host.node.host) {
+            return Ok(());
+        }
+        let mut hosts = group.member_hosts.clone();
+        hosts.sort();
+        hosts.dedup();
+        Err(format!(
+            "host {} is not where the other members of affinity server group {} run ({})",
+            host.node.host,
+            group.id,
+            hosts.join(", ")
+        ))
+    }
+}
+
+/// Keeps, for a server in an `anti-affinity` group, the hosts that run
+/// fewer of the group's other members than its `max_server_per_host`
+/// rule allows (1 without the rule).
+pub struct ServerGroupAntiAffinityFilter;
+
+impl Filter for ServerGroupAntiAffinityFilter {
+    fn name(&self) -> &'static str {
+        "ServerGroupAntiAffinityFilter"
+    }
+
+    fn check(&self, host: &HostState, request: &RequestSpec) -> Result<(), String> {
+        let Some(group) = request.group.as_ref().filter(|g| g.policy == "anti-affinity") else {
+            return Ok(());
+        };
+        let on_host = group
+            .member_hosts
+            .iter()
+            .filter(|member_host| **member_host == host.node.host)
+            .count() as i64;
+        if on_host < group.max_server_per_host {
+            return Ok(());
+        }
+        Err(format!(
+            "host {} already runs {on_host} member(s) of anti-affinity server group {} (max_server_per_host {})",
+            host.node.host, group.id, group.max_server_per_host
+        ))
     }
 }

@@ -32,6 +32,20 @@ pub struct RequestSpec {
     pub now: i64,
     /// Seconds without a heartbeat after which a host is down.
     pub service_down_time: u64,
+    /// The server group the server is in, for the group filters.
+    pub group: Option<GroupSpec>,
+}
+
+/// A server group as the group filters see it.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    pub id: String,
+    /// `affinity`, `anti-affinity`, `soft-affinity` or `soft-anti-affinity`.
+    pub policy: String,
+    /// How many members one host may run under `anti-affinity`.
+    pub max_server_per_host: i64,
+    /// The host of each other member that has one, once per member.
+    pub member_hosts: Vec<String>,
 }
 
 /// A candidate host: its node, its `nova-compute` service, and how much of
@@ -173,9 +187,14 @@ impl ComputeService {
             .filter(|service| service.binary == COMPUTE_BINARY)
             .map(|service| (service.host.clone(), service))
             .collect();
+        let zones = crate::aggregate::host_zones(self.pool()).await?;
         let placement = &self.backends.placement;
         let mut states = Vec::with_capacity(nodes.len());
-        for node in nodes {
+        for mut node in nodes {
+            // An aggregate's zone overrides the zone the host registered in.
+            if let Some(zone) = zones.get(&node.host) {
+                node.availability_zone = zone.clone();
+            }
             let provider = ProviderId(node.uuid.clone());
             let mut free_by_class = BTreeMap::new();
             let mut max_unit = BTreeMap::new();
@@ -219,6 +238,7 @@ impl ComputeService {
             image_properties: image.properties.clone(),
             now: chrono::Utc::now().timestamp(),
             service_down_time: self.config.service_down_time,
+            group: self.group_spec(server).await?,
         };
         let hosts = self.host_states().await?;
         if hosts.is_empty() {
@@ -233,6 +253,28 @@ impl ComputeService {
         let fitting = self.fit_in_placement(remaining, &request).await?;
         let ordered = weighers::order(fitting, &weighers::default_weighers());
         self.claim_first(server, ordered, &request).await
+    }
+
+    /// Loads the server group of `server` with its other members' hosts.
+    /// A group deleted since the server was accepted no longer applies.
+    // NOTE: two builds of one anti-affinity group scheduled at the same
+    // time each see the other without a host, so both may land on one
+    // host. Nova catches this with a late check on the compute host, which
+    // OxStack does not make.
+    async fn group_spec(&self, server: &Server) -> Result<Option<GroupSpec>, ScheduleError> {
+        let Some(group_id) = &server.server_group else {
+            return Ok(None);
+        };
+        let Some(group) = crate::server_group::get(self.pool(), group_id).await? else {
+            return Ok(None);
+        };
+        let member_hosts = crate::server_group::member_hosts(self.pool(), group_id, &server.id).await?;
+        Ok(Some(GroupSpec {
+            id: group.id.clone(),
+            max_server_per_host: group.max_server_per_host(),
+            policy: group.policy,
+            member_hosts,
+        }))
     }
 
     /// Keeps the hosts whose provider placement offers as a candidate for

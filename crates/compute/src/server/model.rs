@@ -172,6 +172,10 @@ pub struct Server {
     /// Security group names, as the request named them.
     pub security_group_names: Vec<String>,
     pub requested_networks: Vec<NicRequest>,
+    /// The server group the `group` scheduler hint named; servers stored
+    /// before server groups existed read as `None`.
+    #[serde(default)]
+    pub server_group: Option<String>,
     /// Ports this server created, deleted with it.
     pub created_ports: Vec<String>,
     /// Every port attached, in the order of `requested_networks`.
@@ -193,6 +197,10 @@ pub struct Server {
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted: bool,
+    /// The encrypted admin password the guest posted to the metadata
+    /// service, as `os-server-password` returns it; empty when none.
+    #[serde(default)]
+    pub password: String,
     /// The stored revision this copy was read at; kept in its own column,
     /// not in the document.
     #[serde(skip)]

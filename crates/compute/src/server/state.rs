@@ -492,6 +492,7 @@ mod tests {
             security_group_ids: Vec::new(),
             security_group_names: Vec::new(),
             requested_networks: Vec::new(),
+            server_group: None,
             created_ports: Vec::new(),
             ports: Vec::new(),
             locked: false,
@@ -509,6 +510,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             deleted: false,
+            password: String::new(),
             revision: 0,
         }
     }

@@ -172,6 +172,7 @@ pub fn new_server(name: &str) -> Server {
             port_id: None,
             fixed_ip: None,
         }],
+        server_group: None,
         created_ports: Vec::new(),
         ports: Vec::new(),
         locked: false,
@@ -189,6 +190,7 @@ pub fn new_server(name: &str) -> Server {
         created_at: now,
         updated_at: now,
         deleted: false,
+        password: String::new(),
         revision: 0,
     }
 }

@@ -613,6 +613,38 @@ impl Driver for QemuDriver {
         let text = read_console_tail(&paths.console_log)?;
         Ok(last_lines(&text, length))
     }
+
+    /// Reports the sizes and MACs of the kept spec. Counters stay `None`.
+    // TODO: read CPU, block and network counters over QMP.
+    async fn diagnostics(&self, uuid: &str) -> Result<crate::Diagnostics, DriverError> {
+        let paths = self.existing_paths(uuid)?;
+        let spec = read_spec(&paths)?;
+        let power_state = self.power_state(uuid, &paths).await;
+        let cpus = (0..spec.vcpus)
+            .map(|id| crate::CpuDiagnostics { id, ..Default::default() })
+            .collect();
+        let nics = spec
+            .vifs
+            .iter()
+            .map(|vif| crate::NicDiagnostics { mac_address: Some(vif.mac.clone()), ..Default::default() })
+            .collect();
+        let mut disks = vec![crate::DiskDiagnostics::default()];
+        if spec.config_drive.is_some() {
+            disks.push(crate::DiskDiagnostics::default());
+        }
+        Ok(crate::Diagnostics {
+            power_state,
+            hypervisor: Some(self.accel.virt_type_name().to_owned()),
+            hypervisor_os: Some(std::env::consts::OS.to_owned()),
+            uptime_secs: None,
+            config_drive: spec.config_drive.is_some(),
+            memory_max_mb: Some(spec.memory_mb),
+            memory_used_mb: None,
+            cpus,
+            nics,
+            disks,
+        })
+    }
 }
 
 /// Maps QEMU's run state (QMP `query-status`) to Nova's power state.

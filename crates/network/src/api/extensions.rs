@@ -59,6 +59,13 @@ const EXTENSIONS: &[Extension] = &[
         updated: "2013-01-14T10:00:00-00:00",
     },
     Extension {
+        alias: "subnet-external-network",
+        name: "Subnet belongs to an external network",
+        description: "Shows the router:external attribute of their network on subnets; \
+                      subnets of external networks are visible to every project.",
+        updated: "2024-02-05T18:00:00-00:00",
+    },
+    Extension {
         alias: "provider",
         name: "Provider Network",
         description:

@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod body;
+pub mod bulk;
 pub mod discovery;
 pub mod extensions;
 pub mod floatingip_association;

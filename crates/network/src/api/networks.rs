@@ -262,11 +262,27 @@ async fn create(
     caller: Caller,
     NeutronBody(request): NeutronBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (state, caller) = (&state, &caller);
+    super::bulk::create(
+        request,
+        "network",
+        "networks",
+        move |item| create_single(state, caller, item),
+        move |id| remove_single(state, caller, NetworkId::new(id)),
+    )
+    .await
+}
+
+async fn create_single(
+    state: &NetworkState,
+    caller: &Caller,
+    request: Value,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let object = body::resource_object(request, "network", CREATE_ATTRIBUTES)?;
-    let project_id = body::owner_project(&caller, &object)?;
+    let project_id = body::owner_project(caller, &object)?;
     let target = json!({"project_id": project_id, "tenant_id": project_id});
     caller.authorize(&state.policy, "create_network", &target)?;
-    authorize_attributes(&state, &caller, "create_network", &object, &target)?;
+    authorize_attributes(state, caller, "create_network", &object, &target)?;
 
     let plan = segments::plan_segment(&state.config, &provider_request(&object)?)?;
     let network_type = match &plan {
@@ -304,11 +320,11 @@ async fn create(
         created_at: created,
         updated_at: created,
     };
-    insert_with_segment(&state, &mut network, &plan).await?;
-    security_groups::ensure_default_group(&state, &network.project_id).await?;
+    insert_with_segment(state, &mut network, &plan).await?;
+    security_groups::ensure_default_group(state, &network.project_id).await?;
     tracing::info!(network_id = %network.id, project_id = %network.project_id,
                    segment = %network.segment.unique_key(), "created network");
-    let body = render(&state, &caller, &network, Vec::new());
+    let body = render(state, caller, &network, Vec::new());
     Ok((StatusCode::CREATED, Json(json!({ "network": body }))))
 }
 
@@ -442,7 +458,15 @@ async fn remove(
     caller: Caller,
     Path(id): Path<NetworkId>,
 ) -> Result<StatusCode, ApiError> {
-    let network = find_visible(&state, &caller, &id).await?;
+    remove_single(&state, &caller, id).await
+}
+
+async fn remove_single(
+    state: &NetworkState,
+    caller: &Caller,
+    id: NetworkId,
+) -> Result<StatusCode, ApiError> {
+    let network = find_visible(state, caller, &id).await?;
     caller.authorize(&state.policy, "delete_network", &network_target(&network))?;
 
     // DHCP and distributed ports are deleted with the network. Any other
@@ -455,6 +479,23 @@ async fn remove(
         .map_err(db_error)?
     {
         return Err(not_found(&id));
+    }
+    // As in Neutron, the floating IPs of an external network that are not
+    // associated with a port are deleted with it. An associated one keeps
+    // its port, so the network stays in use.
+    let disassociated: Vec<_> = db::floatingips::list(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .filter(|fip| fip.floating_network_id == id && fip.port_id.is_none())
+        .collect();
+    for fip in &disassociated {
+        db::floatingips::delete(&mut *tx, &fip.id)
+            .await
+            .map_err(db_error)?;
+        db::ports::delete(&mut tx, &fip.floating_port_id)
+            .await
+            .map_err(db_error)?;
     }
     let owners = db::ports::device_owners_on_network(&mut *tx, &id)
         .await
@@ -489,6 +530,6 @@ async fn remove(
     if !deleted {
         return Err(not_found(&id));
     }
-    tracing::info!(network_id = %id, subnets, ports, "deleted network");
+    tracing::info!(network_id = %id, subnets, ports, floating_ips = disassociated.len(), "deleted network");
     Ok(StatusCode::NO_CONTENT)
 }

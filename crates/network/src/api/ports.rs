@@ -259,9 +259,25 @@ async fn create(
     caller: Caller,
     NeutronBody(request): NeutronBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (state, caller) = (&state, &caller);
+    super::bulk::create(
+        request,
+        "port",
+        "ports",
+        move |item| create_single(state, caller, item),
+        move |id| remove_single(state, caller, PortId::new(id)),
+    )
+    .await
+}
+
+async fn create_single(
+    state: &NetworkState,
+    caller: &Caller,
+    request: Value,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let object = body::resource_object(request, "port", CREATE_ATTRIBUTES)?;
-    let (port, network) = create_port(&state, &caller, &object).await?;
-    let body = render(&state, &caller, &port, &network);
+    let (port, network) = create_port(state, caller, &object).await?;
+    let body = render(state, caller, &port, &network);
     Ok((StatusCode::CREATED, Json(json!({ "port": body }))))
 }
 
@@ -445,7 +461,15 @@ async fn remove(
     caller: Caller,
     Path(id): Path<PortId>,
 ) -> Result<StatusCode, ApiError> {
-    delete_port(&state, &caller, &id).await?;
+    remove_single(&state, &caller, id).await
+}
+
+async fn remove_single(
+    state: &NetworkState,
+    caller: &Caller,
+    id: PortId,
+) -> Result<StatusCode, ApiError> {
+    delete_port(state, caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

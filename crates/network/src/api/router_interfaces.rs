@@ -174,7 +174,7 @@ async fn add_by_port(
     router: &Router,
     port_id: &PortId,
 ) -> Result<Port, ApiError> {
-    let (mut port, _) = ports::find_visible(state, caller, port_id).await?;
+    let (mut port, network) = ports::find_visible(state, caller, port_id).await?;
     if !port.device_id.is_empty() {
         return Err(ApiError::conflict(format!(
             "Unable to complete operation on port {port_id} for network {}. Port already has an \
@@ -194,6 +194,7 @@ async fn add_by_port(
     port.device_id = router.id.to_string();
     port.device_owner = ROUTER_INTERFACE.to_owned();
     port.security_groups = Vec::new();
+    service_ports::bind_to_router_host(state, &mut port, &network).await?;
     port.revision_number += 1;
     port.updated_at = now();
     let mut tx = state.pool().begin().await.map_err(db_error)?;

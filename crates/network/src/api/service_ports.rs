@@ -9,7 +9,7 @@ use super::db_error;
 use super::port_input::IpRequest;
 use super::ports::{self, UNBOUND};
 use crate::db;
-use crate::model::{now, Binding, Network, Port, PortId, ProjectId};
+use crate::model::{now, Binding, Network, Port, PortId, ProjectId, ROUTER_GATEWAY, ROUTER_INTERFACE};
 use crate::NetworkService;
 
 /// The port to create: its owner, device and wanted addresses.
@@ -36,8 +36,6 @@ pub async fn create(state: &NetworkService, request: ServicePort<'_>) -> Result<
         description: String::new(),
         mac_address: String::new(),
         admin_state_up: true,
-        // NOTE: nothing marks these ports ACTIVE yet, because no dataplane
-        // reports them plugged.
         status: "DOWN".to_owned(),
         device_owner: request.device_owner.to_owned(),
         device_id: request.device_id,
@@ -57,6 +55,9 @@ pub async fn create(state: &NetworkService, request: ServicePort<'_>) -> Result<
         created_at: created,
         updated_at: created,
     };
+    if is_router_port(&port.device_owner) {
+        bind_to_router_host(state, &mut port, request.network).await?;
+    }
     let quota_project = (!port.project_id.as_str().is_empty()).then(|| port.project_id.clone());
     ports::store_new_port(
         state,
@@ -70,6 +71,30 @@ pub async fn create(state: &NetworkService, request: ServicePort<'_>) -> Result<
     tracing::info!(port_id = %port.id, network_id = %port.network_id, device_owner = %port.device_owner,
                    device_id = %port.device_id, "created service port");
     Ok(port)
+}
+
+/// Returns whether `device_owner` is a router's interface or gateway,
+/// the ports the host that runs the router binds.
+pub fn is_router_port(device_owner: &str) -> bool {
+    device_owner.starts_with(ROUTER_INTERFACE) || device_owner == ROUTER_GATEWAY
+}
+
+/// Binds a router's port to the host that runs the router, as Neutron's
+/// L3 agent does, so the port turns ACTIVE there (or `binding_failed` when
+/// that host cannot reach the network). Routers run on the host that serves
+/// DHCP; with no network agent alive the port stays unbound and DOWN, as a
+/// router that no L3 agent hosts, until an agent starts and
+/// `NetworkService::schedule_dhcp` binds it.
+pub async fn bind_to_router_host(
+    state: &NetworkService,
+    port: &mut Port,
+    network: &Network,
+) -> Result<(), ApiError> {
+    let Some(host) = state.dhcp_host().await? else {
+        return Ok(());
+    };
+    port.binding.host_id = host;
+    super::port_update::bind(state, port, network).await
 }
 
 /// Deletes a service port with its addresses. A port already gone is fine.

@@ -17,7 +17,7 @@ use super::subnet_input as input;
 use super::{db_error, NetworkState};
 use crate::db;
 use crate::ipam;
-use crate::model::{now, Network, NetworkId, Port, Subnet, SubnetId};
+use crate::model::{now, Network, NetworkId, Port, Subnet, SubnetId, ROUTER_INTERFACE};
 use crate::policy::{subnet_target, Caller};
 use crate::quota;
 use crate::NetworkService;
@@ -103,7 +103,9 @@ pub fn routes() -> Router<NetworkState> {
         )
 }
 
-pub fn render(subnet: &Subnet) -> Value {
+/// Renders `subnet`. `external` is the `router:external` of its network,
+/// which the `subnet-external-network` extension shows on the subnet.
+pub fn render(subnet: &Subnet, external: bool) -> Value {
     let pools: Vec<Value> = subnet
         .allocation_pools
         .iter()
@@ -131,6 +133,7 @@ pub fn render(subnet: &Subnet) -> Value {
         "created_at": iso8601(from_unix(subnet.created_at)),
         "updated_at": iso8601(from_unix(subnet.updated_at)),
         "revision_number": subnet.revision_number,
+        "router:external": external,
     })
 }
 
@@ -179,12 +182,12 @@ async fn list(
         .await
         .map_err(db_error)?
         .iter()
-        .filter(|subnet| {
-            networks.get(&subnet.network_id).is_some_and(|network| {
-                caller.allows(&state.policy, "get_subnet", &subnet_target(subnet, network))
-            })
+        .filter_map(|subnet| {
+            let network = networks.get(&subnet.network_id)?;
+            caller
+                .allows(&state.policy, "get_subnet", &subnet_target(subnet, network))
+                .then(|| render(subnet, network.external))
         })
-        .map(render)
         .collect();
     Ok(Json(query.respond(
         "subnets",
@@ -199,14 +202,14 @@ async fn show(
     Path(id): Path<SubnetId>,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    let (subnet, _) = find_visible(&state, &caller, &id).await?;
+    let (subnet, network) = find_visible(&state, &caller, &id).await?;
     let fields: Vec<String> = pairs
         .into_iter()
         .filter(|(k, _)| k == "fields")
         .map(|(_, v)| v)
         .collect();
     Ok(Json(
-        json!({ "subnet": select_fields(render(&subnet), &fields) }),
+        json!({ "subnet": select_fields(render(&subnet, network.external), &fields) }),
     ))
 }
 
@@ -251,6 +254,22 @@ async fn create(
     caller: Caller,
     NeutronBody(request): NeutronBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (state, caller) = (&state, &caller);
+    super::bulk::create(
+        request,
+        "subnet",
+        "subnets",
+        move |item| create_single(state, caller, item),
+        move |id| remove_single(state, caller, SubnetId::new(id)),
+    )
+    .await
+}
+
+async fn create_single(
+    state: &NetworkState,
+    caller: &Caller,
+    request: Value,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let object = body::resource_object(request, "subnet", CREATE_ATTRIBUTES)?;
     reject_unsupported(&object)?;
     let network_id = NetworkId::new(required(
@@ -274,8 +293,8 @@ async fn create(
         )
         .with_type("BadRequest"));
     };
-    let network = networks::find_visible(&state, &caller, &network_id).await?;
-    let project_id = body::owner_project(&caller, &object)?;
+    let network = networks::find_visible(state, caller, &network_id).await?;
+    let project_id = body::owner_project(caller, &object)?;
     let id = SubnetId::generate();
     let mut subnet = Subnet {
         id: id.clone(),
@@ -313,14 +332,14 @@ async fn create(
         None => ipam::default_pools(&subnet.cidr, subnet.gateway_ip),
     };
 
-    insert_checked(&state, &subnet).await?;
+    insert_checked(state, &subnet).await?;
     tracing::info!(subnet_id = %subnet.id, network_id = %subnet.network_id, cidr = %subnet.cidr, "created subnet");
     if subnet.enable_dhcp {
-        ensure_dhcp_port(&state, &subnet).await;
+        ensure_dhcp_port(state, &subnet).await;
     }
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "subnet": render(&subnet) })),
+        Json(json!({ "subnet": render(&subnet, network.external) })),
     ))
 }
 
@@ -414,7 +433,7 @@ async fn update(
     if subnet.enable_dhcp {
         ensure_dhcp_port(&state, &subnet).await;
     }
-    Ok(Json(json!({ "subnet": render(&subnet) })))
+    Ok(Json(json!({ "subnet": render(&subnet, network.external) })))
 }
 
 async fn remove(
@@ -422,7 +441,15 @@ async fn remove(
     caller: Caller,
     Path(id): Path<SubnetId>,
 ) -> Result<StatusCode, ApiError> {
-    let (subnet, network) = find_visible(&state, &caller, &id).await?;
+    remove_single(&state, &caller, id).await
+}
+
+async fn remove_single(
+    state: &NetworkState,
+    caller: &Caller,
+    id: SubnetId,
+) -> Result<StatusCode, ApiError> {
+    let (subnet, network) = find_visible(state, caller, &id).await?;
     caller.authorize(
         &state.policy,
         "delete_subnet",
@@ -437,18 +464,27 @@ async fn remove(
         .map_err(db_error)?;
 
     // Addresses of DHCP and distributed ports are freed with the subnet;
-    // any other port's address keeps it in use.
+    // any other port's address keeps it in use. On an auto-address subnet
+    // every host configures its own address, so only a router interface
+    // keeps it, as in Neutron.
     let owners = db::ports::device_owners_on_subnet(&mut *tx, &id)
         .await
         .map_err(db_error)?;
-    if owners.iter().any(|owner| !Port::is_auto_deleted(owner)) {
+    let keeps_subnet = |owner: &String| {
+        if subnet.is_auto_address() {
+            owner.starts_with(ROUTER_INTERFACE)
+        } else {
+            !Port::is_auto_deleted(owner)
+        }
+    };
+    if owners.iter().any(keeps_subnet) {
         return Err(ApiError::conflict(format!(
             "Unable to complete operation on subnet {id}: One or more ports have an IP \
              allocation from this subnet."
         ))
         .with_type("SubnetInUse"));
     }
-    db::ports::delete_addresses_on_subnet(&mut *tx, &id)
+    let freed = db::ports::delete_addresses_on_subnet(&mut *tx, &id)
         .await
         .map_err(db_error)?;
     let deleted = db::subnets::delete(&mut *tx, &id).await.map_err(db_error)?;
@@ -456,6 +492,6 @@ async fn remove(
     if !deleted {
         return Err(not_found(&id));
     }
-    tracing::info!(subnet_id = %id, network_id = %subnet.network_id, "deleted subnet");
+    tracing::info!(subnet_id = %id, network_id = %subnet.network_id, freed_addresses = freed, "deleted subnet");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,12 +4,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use oxstack_compute::external::{
-    ExternalError, ExternalErrorKind, FixedIp, NetworkApi, NetworkInfo, PortInfo, PortRequest,
+    ExternalError, ExternalErrorKind, FixedIp, NetworkApi, NetworkInfo, PortInfo, PortRequest, SecurityGroupInfo,
+    SecurityGroupRuleInfo,
 };
 use oxstack_core::AuthContext;
 use oxstack_network::binding::BindingFailure;
 use oxstack_network::inproc::DevicePort;
-use oxstack_network::model::{Network, NetworkId, Port, PortId, Subnet, SubnetId, ROUTER_INTERFACE};
+use oxstack_network::model::{
+    Network, NetworkId, Port, PortId, SecurityGroupId, Subnet, SubnetId, ROUTER_INTERFACE,
+};
 use oxstack_network::NetworkService;
 
 use super::external;
@@ -146,6 +149,51 @@ impl NetworkApi for NeutronBackend {
         };
         let ids = self.networks.resolve_security_groups(project_id, names).await.map_err(external)?;
         Ok(ids.into_iter().map(|id| id.to_string()).collect())
+    }
+
+    async fn set_port_security_groups(&self, port_id: &str, group_ids: &[String]) -> Result<PortInfo, ExternalError> {
+        let ids: Vec<SecurityGroupId> = group_ids.iter().map(SecurityGroupId::new).collect();
+        let port = self
+            .networks
+            .set_port_security_groups(&PortId::new(port_id), &ids)
+            .await
+            .map_err(external)?;
+        self.port_info(port).await
+    }
+
+    async fn security_group_names(&self, group_ids: &[String]) -> Result<Vec<String>, ExternalError> {
+        let ids: Vec<SecurityGroupId> = group_ids.iter().map(SecurityGroupId::new).collect();
+        let names = self.networks.security_group_names(&ids).await.map_err(external)?;
+        Ok(ids
+            .iter()
+            .map(|id| names.get(id).cloned().unwrap_or_else(|| id.to_string()))
+            .collect())
+    }
+
+    async fn security_groups(&self, group_ids: &[String]) -> Result<Vec<SecurityGroupInfo>, ExternalError> {
+        let ids: Vec<SecurityGroupId> = group_ids.iter().map(SecurityGroupId::new).collect();
+        let groups = self.networks.security_groups_with_rules(&ids).await.map_err(external)?;
+        Ok(groups
+            .into_iter()
+            .map(|(group, rules)| SecurityGroupInfo {
+                id: group.id.to_string(),
+                name: group.name,
+                description: group.description,
+                project_id: group.project_id.to_string(),
+                rules: rules
+                    .into_iter()
+                    .map(|rule| SecurityGroupRuleInfo {
+                        id: rule.id.to_string(),
+                        direction: rule.direction,
+                        protocol: rule.protocol,
+                        port_range_min: rule.port_range_min,
+                        port_range_max: rule.port_range_max,
+                        remote_ip_prefix: rule.remote_ip_prefix,
+                        remote_group_id: rule.remote_group_id.map(|id| id.to_string()),
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 
     async fn get_port(&self, caller: &AuthContext, id: &str) -> Result<Option<PortInfo>, ExternalError> {
@@ -376,6 +424,40 @@ mod tests {
         let unknown = backend.security_group_ids(&caller, &["web".to_owned()]).await.unwrap_err();
         assert_eq!(unknown.kind, ExternalErrorKind::NotFound);
         assert!(unknown.message.contains("web"), "{}", unknown.message);
+    }
+
+    #[tokio::test]
+    async fn port_security_groups_through_backend() {
+        let cloud = TestNetworks::start(Default::default()).await;
+        let (network_id, _) = cloud.network("p1", "net1", "10.9.0.0/24", json!({})).await;
+        let web = cloud
+            .admin
+            .create("security-groups", "security_group", json!({"name": "web", "project_id": "p1"}))
+            .await
+            .unwrap();
+        let backend = NeutronBackend::new(cloud.service.clone());
+        let port = backend.create_port(&request("p1", &network_id, "server-1")).await.unwrap();
+        let default = port.security_group_ids[0].clone();
+
+        let groups = [default.clone(), web.clone()];
+        let updated = backend.set_port_security_groups(&port.id, &groups).await.unwrap();
+        assert_eq!(updated.security_group_ids.len(), 2);
+        assert!(updated.security_group_ids.contains(&web));
+        let names = backend
+            .security_group_names(&[web.clone(), default.clone(), "no-such-group".to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(names, ["web", "default", "no-such-group"]);
+        let details = backend.security_groups(&[web.clone(), "no-such-group".to_owned()]).await.unwrap();
+        assert_eq!(details.len(), 1);
+        assert_eq!(details[0].name, "web");
+        assert_eq!(details[0].project_id, "p1");
+        assert!(!details[0].rules.is_empty(), "a new group has its egress rules");
+
+        let cleared = backend.set_port_security_groups(&port.id, &[]).await.unwrap();
+        assert!(cleared.security_group_ids.is_empty());
+        let missing = backend.set_port_security_groups("no-such-port", &[]).await.unwrap_err();
+        assert_eq!(missing.kind, ExternalErrorKind::NotFound);
     }
 
     #[tokio::test]

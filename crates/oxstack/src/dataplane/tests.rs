@@ -182,8 +182,10 @@ async fn loop_wakes_on_change() {
 async fn bootstrap_creates_networks_once() {
     let cloud = TestNetworks::start(NetworkConfig::default()).await;
     cloud.service.report_agent("h1", vxlan_agent()).await.unwrap();
-    crate::bootstrap_network::run(&cloud.service, "admin-project").await.unwrap();
-    crate::bootstrap_network::run(&cloud.service, "admin-project").await.unwrap();
+    let first = crate::bootstrap_network::run(&cloud.service, "admin-project").await.unwrap();
+    assert_eq!(first.public_gateway, Some("172.24.4.1/24".parse().unwrap()));
+    let second = crate::bootstrap_network::run(&cloud.service, "admin-project").await.unwrap();
+    assert_eq!(second.public_gateway, None, "a second run creates no public-subnet");
 
     let networks = cloud.admin.call(axum::http::Method::GET, "networks", None).await.unwrap();
     let names: Vec<&str> = networks["networks"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();

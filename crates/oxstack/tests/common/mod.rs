@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests that run the `oxstack` binary:
-//! a server process guard, the `openstack` CLI runner, and a small HTTP
-//! client that returns error statuses instead of failing on them.
+//! a server process guard, the `openstack` CLI runner, a small HTTP
+//! client that returns error statuses instead of failing on them, and, for
+//! the tests that run a cloud on the host's dataplane, checks of links,
+//! namespaces and processes and a guard that cleans the host.
 //!
 //! The `openstack` command comes from the venv that `tests/setup-python.sh`
 //! builds (`$OXSTACK_VENV`, default `REPO/.venv`).
@@ -427,4 +429,76 @@ pub fn count_rows(value: &Value, column: &str, expected: &str) -> usize {
 
 pub fn step(name: &str) {
     eprintln!("--- step: {name}");
+}
+
+/// Polls `check` every half second until it returns `Some`, or panics with
+/// `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Returns whether a process whose command line starts with `program`
+/// mentions `needle`.
+pub fn process_mentions(program: &str, needle: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .map(|cmdline| {
+                let cmdline = String::from_utf8_lossy(&cmdline);
+                cmdline.starts_with(program) && cmdline.contains(needle)
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// Returns whether a link of that name exists in the host namespace.
+pub fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Returns whether a named network namespace exists.
+pub fn namespace_exists(name: &str) -> bool {
+    Path::new("/run/netns").join(name).exists()
+}
+
+/// Leaves the host as the test found it, also when an assertion failed:
+/// kills the QEMU and dnsmasq processes whose command line names this
+/// cloud's data directory (the test started them, through `oxstack up`),
+/// then has `oxstack netagent teardown` remove the devices the cloud's
+/// network agent recorded. Declare it before the server, so it runs after
+/// the server stopped.
+pub struct HostCleanup {
+    pub data_dir: PathBuf,
+}
+
+impl Drop for HostCleanup {
+    fn drop(&mut self) {
+        let needle = self.data_dir.to_string_lossy().into_owned();
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+                let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+                let cmdline = String::from_utf8_lossy(&cmdline);
+                let ours = cmdline.contains(&needle)
+                    && (cmdline.starts_with("qemu-system") || cmdline.starts_with("dnsmasq"));
+                if ours {
+                    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                }
+            }
+        }
+        let teardown = Command::new(env!("CARGO_BIN_EXE_oxstack"))
+            .args(["netagent", "teardown", "--data-dir"])
+            .arg(&self.data_dir)
+            .output();
+        if let Ok(output) = teardown {
+            eprintln!("cleanup: {}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        }
+    }
 }
