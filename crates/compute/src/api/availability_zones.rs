@@ -12,7 +12,7 @@ use oxstack_core::ApiError;
 use serde_json::{json, Map, Value};
 
 use super::hypervisors::nova_time;
-use super::{db_error, ComputeState};
+use super::{authorize_without_target, db_error, ComputeState};
 use crate::host::records::{self, ServiceRecord, COMPUTE_BINARY, INTERNAL_ZONE};
 use crate::policy::Caller;
 
@@ -28,9 +28,13 @@ pub fn routes() -> Router<ComputeState> {
 
 /// Returns each zone with the services in it, `internal` included.
 async fn zones(state: &ComputeState) -> Result<BTreeMap<String, Vec<ServiceRecord>>, ApiError> {
-    let aggregate_zones = crate::aggregate::host_zones(state.pool()).await.map_err(db_error)?;
+    let aggregate_zones = crate::aggregate::host_zones(state.pool())
+        .await
+        .map_err(db_error)?;
     let nodes = records::list_nodes(state.pool()).await.map_err(db_error)?;
-    let services = records::list_services(state.pool()).await.map_err(db_error)?;
+    let services = records::list_services(state.pool())
+        .await
+        .map_err(db_error)?;
     let mut zones: BTreeMap<String, Vec<ServiceRecord>> = BTreeMap::new();
     for service in services {
         let zone = if service.binary != COMPUTE_BINARY {
@@ -41,7 +45,10 @@ async fn zones(state: &ComputeState) -> Result<BTreeMap<String, Vec<ServiceRecor
             nodes
                 .iter()
                 .find(|node| node.host == service.host)
-                .map_or_else(|| state.config.default_availability_zone.clone(), |node| node.availability_zone.clone())
+                .map_or_else(
+                    || state.config.default_availability_zone.clone(),
+                    |node| node.availability_zone.clone(),
+                )
         };
         zones.entry(zone).or_default().push(service);
     }
@@ -54,18 +61,16 @@ fn is_available(state: &ComputeState, service: &ServiceRecord, now: i64) -> bool
 }
 
 async fn list(State(state): State<ComputeState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.authorize(
-        &state.policy,
-        "os_compute_api:os-availability-zone:list",
-        json!({}),
-    )?;
+    authorize_without_target(&state, &caller, "os_compute_api:os-availability-zone:list")?;
     let now = chrono::Utc::now().timestamp();
     let mut info = Vec::new();
     for (zone, services) in zones(&state).await? {
         if zone == INTERNAL_ZONE {
             continue;
         }
-        let available = services.iter().any(|service| is_available(&state, service, now));
+        let available = services
+            .iter()
+            .any(|service| is_available(&state, service, now));
         info.push(json!({"zoneName": zone, "zoneState": {"available": available}, "hosts": null}));
     }
     // Before any compute host registers, the default zone is the one a
@@ -84,10 +89,10 @@ async fn detail(
     State(state): State<ComputeState>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_without_target(
+        &state,
+        &caller,
         "os_compute_api:os-availability-zone:detail",
-        json!({}),
     )?;
     let now = chrono::Utc::now().timestamp();
     let mut info = Vec::new();
@@ -103,7 +108,9 @@ async fn detail(
                 "updated_at": nova_time(service.updated_at),
             });
         }
-        let available = services.iter().any(|service| is_available(&state, service, now));
+        let available = services
+            .iter()
+            .any(|service| is_available(&state, service, now));
         info.push(json!({"zoneName": zone, "zoneState": {"available": available}, "hosts": hosts}));
     }
     if info.is_empty() {

@@ -11,7 +11,7 @@ use oxstack_core::{ApiError, ErrorKind};
 use oxstack_hypervisor::{Diagnostics, DriverError, PowerState};
 use serde_json::{json, Map, Value};
 
-use super::servers::{load, target};
+use super::servers::{load_authorized, target};
 use super::{ComputeState, Version};
 use crate::policy::Caller;
 
@@ -106,9 +106,18 @@ pub fn legacy(diagnostics: &Diagnostics) -> Value {
     for cpu in &diagnostics.cpus {
         put(format!("cpu{}_time", cpu.id), cpu.time_ns);
     }
-    put("memory".to_owned(), diagnostics.memory_max_mb.map(|mb| mb * 1024));
-    put("memory-actual".to_owned(), diagnostics.memory_max_mb.map(|mb| mb * 1024));
-    put("memory-rss".to_owned(), diagnostics.memory_used_mb.map(|mb| mb * 1024));
+    put(
+        "memory".to_owned(),
+        diagnostics.memory_max_mb.map(|mb| mb * 1024),
+    );
+    put(
+        "memory-actual".to_owned(),
+        diagnostics.memory_max_mb.map(|mb| mb * 1024),
+    );
+    put(
+        "memory-rss".to_owned(),
+        diagnostics.memory_used_mb.map(|mb| mb * 1024),
+    );
     for (index, disk) in diagnostics.disks.iter().enumerate() {
         let name = format!("vd{}", char::from(b'a' + (index % 26) as u8));
         put(format!("{name}_read"), disk.read_bytes);
@@ -137,14 +146,23 @@ async fn show(
     Version(version): Version,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    caller.authorize(&state.policy, "os_compute_api:os-server-diagnostics", target(&server))?;
-    let not_ready = || ApiError::conflict(format!("Instance {id} is not ready yet: it has no host."));
+    let server = load_authorized(
+        &state,
+        &caller,
+        &id,
+        "os_compute_api:os-server-diagnostics",
+        target,
+    )
+    .await?;
+    let not_ready =
+        || ApiError::conflict(format!("Instance {id} is not ready yet: it has no host."));
     let host = server.host.as_deref().ok_or_else(not_ready)?;
     let Some(driver) = state.driver_for(host) else {
         return Err(ApiError::new(
             ErrorKind::NotImplemented,
-            format!("Diagnostics of instances on host {host} are not available from this API process."),
+            format!(
+                "Diagnostics of instances on host {host} are not available from this API process."
+            ),
         ));
     };
     let diagnostics = match driver.diagnostics(&id).await {
@@ -178,8 +196,15 @@ mod tests {
         Diagnostics {
             power_state: PowerState::Running,
             memory_max_mb: Some(512),
-            cpus: vec![CpuDiagnostics { id: 0, time_ns: Some(5), utilisation: None }],
-            disks: vec![DiskDiagnostics { read_bytes: Some(7), ..Default::default() }],
+            cpus: vec![CpuDiagnostics {
+                id: 0,
+                time_ns: Some(5),
+                utilisation: None,
+            }],
+            disks: vec![DiskDiagnostics {
+                read_bytes: Some(7),
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
@@ -202,6 +227,9 @@ mod tests {
         assert_eq!(body["cpu0_time"], 5);
         assert_eq!(body["memory"], 512 * 1024);
         assert_eq!(body["vda_read"], 7);
-        assert!(body.get("vda_write").is_none(), "unreported counters are left out");
+        assert!(
+            body.get("vda_write").is_none(),
+            "unreported counters are left out"
+        );
     }
 }

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use oxstack_core::ApiError;
 use serde_json::{json, Value};
 
-use super::ComputeState;
+use super::{authorize_without_target, ComputeState};
 use crate::policy::Caller;
 
 pub fn routes() -> Router<ComputeState> {
@@ -154,7 +154,7 @@ fn render(alias: &str, name: &str, description: &str) -> Value {
 }
 
 async fn index(State(state): State<ComputeState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.authorize(&state.policy, "os_compute_api:extensions", json!({}))?;
+    authorize_without_target(&state, &caller, "os_compute_api:extensions")?;
     let list: Vec<Value> = EXTENSIONS
         .iter()
         .map(|(alias, name, description)| render(alias, name, description))
@@ -167,11 +167,13 @@ async fn show(
     caller: Caller,
     Path(alias): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(&state.policy, "os_compute_api:extensions", json!({}))?;
+    authorize_without_target(&state, &caller, "os_compute_api:extensions")?;
     EXTENSIONS
         .iter()
         .find(|(known, _, _)| *known == alias)
-        .map(|(alias, name, description)| Json(json!({"extension": render(alias, name, description)})))
+        .map(|(alias, name, description)| {
+            Json(json!({"extension": render(alias, name, description)}))
+        })
         .ok_or_else(|| ApiError::not_found(format!("Extension {alias} could not be found.")))
 }
 

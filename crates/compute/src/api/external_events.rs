@@ -17,7 +17,7 @@ use oxstack_core::microversion::Microversion;
 use oxstack_core::ApiError;
 use serde_json::{json, Map, Value};
 
-use super::{db_error, parse_body, ComputeState, Version};
+use super::{authorize_without_target, db_error, parse_body, ComputeState, Version};
 use crate::policy::Caller;
 use crate::server::store;
 
@@ -48,38 +48,57 @@ fn event_names(version: Microversion) -> Vec<&'static str> {
 const STATUSES: &[&str] = &["failed", "completed", "in-progress"];
 
 fn invalid(message: String) -> ApiError {
-    ApiError::bad_request(format!("Invalid input for field/attribute events. {message}"))
+    ApiError::bad_request(format!(
+        "Invalid input for field/attribute events. {message}"
+    ))
 }
 
 /// Checks one event against Nova's request schema.
 fn check_event(event: &Value, version: Microversion) -> Result<Map<String, Value>, ApiError> {
     let Some(fields) = event.as_object() else {
-        return Err(invalid(format!("Value: {event}. Each event must be an object.")));
+        return Err(invalid(format!(
+            "Value: {event}. Each event must be an object."
+        )));
     };
     for key in fields.keys() {
         if !matches!(key.as_str(), "name" | "server_uuid" | "status" | "tag") {
-            return Err(invalid(format!("Additional properties are not allowed ('{key}' was unexpected)")));
+            return Err(invalid(format!(
+                "Additional properties are not allowed ('{key}' was unexpected)"
+            )));
         }
     }
     let names = event_names(version);
     match fields.get("name").and_then(Value::as_str) {
         Some(name) if names.contains(&name) => {}
         Some(name) => return Err(invalid(format!("'{name}' is not one of {names:?}"))),
-        None => return Err(invalid("'name' is a required property and must be a string".to_owned())),
+        None => {
+            return Err(invalid(
+                "'name' is a required property and must be a string".to_owned(),
+            ))
+        }
     }
     match fields.get("server_uuid").and_then(Value::as_str) {
         Some(id) if uuid::Uuid::parse_str(id).is_ok() => {}
         Some(id) => return Err(invalid(format!("'{id}' is not a 'uuid'"))),
-        None => return Err(invalid("'server_uuid' is a required property and must be a string".to_owned())),
+        None => {
+            return Err(invalid(
+                "'server_uuid' is a required property and must be a string".to_owned(),
+            ))
+        }
     }
     if let Some(status) = fields.get("status") {
-        if !status.as_str().is_some_and(|status| STATUSES.contains(&status)) {
+        if !status
+            .as_str()
+            .is_some_and(|status| STATUSES.contains(&status))
+        {
             return Err(invalid(format!("{status} is not one of {STATUSES:?}")));
         }
     }
     if let Some(tag) = fields.get("tag") {
-        if !tag.as_str().is_some_and(|tag| tag.chars().count() <= 255) {
-            return Err(invalid(format!("{tag} is not a string of at most 255 characters")));
+        if tag.as_str().is_none_or(|tag| tag.chars().count() > 255) {
+            return Err(invalid(format!(
+                "{tag} is not a string of at most 255 characters"
+            )));
         }
     }
     Ok(fields.clone())
@@ -91,16 +110,20 @@ async fn create(
     Version(version): Version,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_without_target(
+        &state,
+        &caller,
         "os_compute_api:os-server-external-events:create",
-        json!({}),
     )?;
     let body = parse_body(&body)?;
     let events = match body.get("events") {
         Some(Value::Array(events)) if !events.is_empty() => events,
         Some(Value::Array(_)) => return Err(invalid("[] should be non-empty".to_owned())),
-        _ => return Err(ApiError::bad_request("The request body must have a non-empty list 'events'.")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "The request body must have a non-empty list 'events'.",
+            ))
+        }
     };
     let mut parsed = Vec::with_capacity(events.len());
     for event in events {
@@ -112,14 +135,22 @@ async fn create(
     for mut event in parsed {
         let server_id = event["server_uuid"].as_str().unwrap_or_default().to_owned();
         let name = event["name"].as_str().unwrap_or_default().to_owned();
-        let server = store::get(state.pool(), &server_id).await.map_err(db_error)?;
+        let server = store::get(state.pool(), &server_id)
+            .await
+            .map_err(db_error)?;
         let code = match server {
             None => 404,
             Some(server) if server.host.is_none() => 422,
             Some(server) => {
                 accepted += 1;
-                let status = event.get("status").and_then(|status| status.as_str()).unwrap_or("completed");
-                let tag = event.get("tag").and_then(|tag| tag.as_str()).unwrap_or_default();
+                let status = event
+                    .get("status")
+                    .and_then(|status| status.as_str())
+                    .unwrap_or("completed");
+                let tag = event
+                    .get("tag")
+                    .and_then(|tag| tag.as_str())
+                    .unwrap_or_default();
                 tracing::info!(
                     server_id = %server.id,
                     host = server.host.as_deref().unwrap_or_default(),

@@ -11,7 +11,7 @@ use oxstack_core::ApiError;
 use serde_json::{json, Value};
 
 use super::flavor_view;
-use super::{db_error, parse_body, ComputeState};
+use super::{authorize_without_target, db_error, parse_body, ComputeState};
 use crate::policy::Caller;
 
 pub fn routes() -> Router<ComputeState> {
@@ -92,10 +92,10 @@ async fn index(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_without_target(
+        &state,
+        &caller,
         "os_compute_api:os-flavor-extra-specs:index",
-        json!({}),
     )?;
     let flavor = flavor_view::load_visible(&state, &caller, &id).await?;
     Ok(Json(json!({ "extra_specs": flavor.extra_specs })))
@@ -106,11 +106,7 @@ async fn show(
     caller: Caller,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(
-        &state.policy,
-        "os_compute_api:os-flavor-extra-specs:show",
-        json!({}),
-    )?;
+    authorize_without_target(&state, &caller, "os_compute_api:os-flavor-extra-specs:show")?;
     let flavor = flavor_view::load_visible(&state, &caller, &id).await?;
     let value = flavor.extra_specs.get(&key).ok_or_else(|| {
         ApiError::not_found(format!("Flavor {id} has no extra specs with key {key}."))
@@ -124,10 +120,10 @@ async fn create(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_without_target(
+        &state,
+        &caller,
         "os_compute_api:os-flavor-extra-specs:create",
-        json!({}),
     )?;
     let body = parse_body(&body)?;
     let object = body
@@ -154,10 +150,10 @@ async fn update(
     Path((id, key)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_without_target(
+        &state,
+        &caller,
         "os_compute_api:os-flavor-extra-specs:update",
-        json!({}),
     )?;
     let body = parse_body(&body)?;
     let object = body.as_object().filter(|o| o.len() == 1).ok_or_else(|| {
@@ -181,10 +177,10 @@ async fn delete(
     caller: Caller,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<(), ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_without_target(
+        &state,
+        &caller,
         "os_compute_api:os-flavor-extra-specs:delete",
-        json!({}),
     )?;
     let result = sqlx::query(
         "DELETE FROM compute_flavor_extra_specs WHERE flavor_id = $1 AND spec_key = $2",

@@ -13,7 +13,7 @@ use oxstack_core::microversion::Microversion;
 use oxstack_core::{ApiError, ErrorKind};
 use serde_json::{json, Value};
 
-use super::{db_error, parse_body, ComputeState, QueryPairs, Version};
+use super::{authorize_without_target, db_error, parse_body, ComputeState, QueryPairs, Version};
 use crate::host::records::{self, NodeRecord, COMPUTE_BINARY, INTERNAL_ZONE};
 use crate::policy::Caller;
 use crate::server::store::{self, ListScope};
@@ -37,7 +37,7 @@ fn check_version(version: Microversion) -> Result<(), ApiError> {
 }
 
 fn authorize(state: &ComputeState, caller: &Caller, action: &str) -> Result<(), ApiError> {
-    caller.authorize(&state.policy, &format!("os_compute_api:os-hosts:{action}"), json!({}))
+    authorize_without_target(state, caller, &format!("os_compute_api:os-hosts:{action}"))
 }
 
 /// Returns the RPC topic Nova shows as `service`: the binary without `nova-`.
@@ -55,7 +55,9 @@ async fn compute_node(state: &ComputeState, host: &str) -> Result<NodeRecord, Ap
     let service = records::find_service(state.pool(), host, COMPUTE_BINARY)
         .await
         .map_err(db_error)?;
-    let node = records::node_by_host(state.pool(), host).await.map_err(db_error)?;
+    let node = records::node_by_host(state.pool(), host)
+        .await
+        .map_err(db_error)?;
     match (service, node) {
         (Some(_), Some(node)) => Ok(node),
         _ => Err(host_not_found(host)),
@@ -77,7 +79,9 @@ async fn index(
         .find(|(key, _)| key == "zone")
         .map(|(_, value)| value.as_str())
         .filter(|zone| !zone.is_empty());
-    let services = records::list_services(state.pool()).await.map_err(db_error)?;
+    let services = records::list_services(state.pool())
+        .await
+        .map_err(db_error)?;
     let nodes: BTreeMap<String, NodeRecord> = records::list_nodes(state.pool())
         .await
         .map_err(db_error)?
@@ -90,7 +94,9 @@ async fn index(
         let service_zone = if service.binary == COMPUTE_BINARY {
             nodes
                 .get(&service.host)
-                .map_or(state.config.default_availability_zone.as_str(), |node| node.availability_zone.as_str())
+                .map_or(state.config.default_availability_zone.as_str(), |node| {
+                    node.availability_zone.as_str()
+                })
         } else {
             INTERNAL_ZONE
         };
@@ -145,7 +151,10 @@ async fn show(
     let mut by_project: BTreeMap<String, Amounts> = BTreeMap::new();
     for server in &servers {
         let flavor = &server.flavor;
-        for amounts in [&mut used, by_project.entry(server.project_id.clone()).or_default()] {
+        for amounts in [
+            &mut used,
+            by_project.entry(server.project_id.clone()).or_default(),
+        ] {
             amounts.cpu += flavor.vcpus;
             amounts.memory_mb += flavor.ram;
             amounts.disk_gb += flavor.disk + flavor.ephemeral;
@@ -196,7 +205,10 @@ async fn update(
     let Some(fields) = body.as_object() else {
         return Err(ApiError::bad_request("The request body must be an object."));
     };
-    if let Some(unknown) = fields.keys().find(|key| !matches!(key.as_str(), "status" | "maintenance_mode")) {
+    if let Some(unknown) = fields
+        .keys()
+        .find(|key| !matches!(key.as_str(), "status" | "maintenance_mode"))
+    {
         return Err(ApiError::bad_request(format!(
             "Additional properties are not allowed ('{unknown}' was unexpected)"
         )));
@@ -223,9 +235,15 @@ async fn update(
             .map_err(db_error)?
             .ok_or_else(|| host_not_found(&host))?;
         let reason = (!enabled).then_some("Disabled through os-hosts");
-        records::update_service(state.pool(), service.id, !enabled, reason, service.forced_down)
-            .await
-            .map_err(db_error)?;
+        records::update_service(
+            state.pool(),
+            service.id,
+            !enabled,
+            reason,
+            service.forced_down,
+        )
+        .await
+        .map_err(db_error)?;
         tracing::info!(host = %host, enabled, "compute host status set through os-hosts");
         result["status"] = json!(if enabled { "enabled" } else { "disabled" });
     }

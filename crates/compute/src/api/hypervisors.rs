@@ -22,7 +22,7 @@ use oxstack_core::ApiError;
 use oxstack_placement::{PlacementError, ProviderId};
 use serde_json::{json, Map, Value};
 
-use super::{db_error, ComputeState, QueryPairs, Version};
+use super::{authorize_without_target, db_error, ComputeState, QueryPairs, Version};
 use crate::host::records::{self, NodeRecord, ServiceRecord, COMPUTE_BINARY};
 use crate::policy::Caller;
 use crate::server::store::{self, ListScope};
@@ -355,7 +355,7 @@ async fn list(
     } else {
         "os_compute_api:os-hypervisors:list"
     };
-    caller.authorize(&state.policy, rule, json!({}))?;
+    authorize_without_target(state, caller, rule)?;
 
     let options = list_options(version, query)?;
     let hypervisors = load_all(state).await?;
@@ -449,11 +449,7 @@ async fn show(
     Path(id): Path<String>,
     query: QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(
-        &state.policy,
-        "os_compute_api:os-hypervisors:show",
-        json!({}),
-    )?;
+    authorize_without_target(&state, &caller, "os_compute_api:os-hypervisors:show")?;
     let with_servers = if version.at_least(2, 53) {
         check_query(&query.0, &["with_servers"])?;
         query_value(&query.0, "with_servers")
@@ -501,11 +497,7 @@ async fn uptime(
     if version.at_least(2, 88) {
         return Err(version_not_found());
     }
-    caller.authorize(
-        &state.policy,
-        "os_compute_api:os-hypervisors:uptime",
-        json!({}),
-    )?;
+    authorize_without_target(&state, &caller, "os_compute_api:os-hypervisors:uptime")?;
     let hypervisor = find(&state, version, &id).await?;
     if state.driver_for(&hypervisor.node.host).is_none() {
         return Err(ApiError::bad_request(format!(
@@ -542,7 +534,7 @@ async fn by_pattern(
     } else {
         "os_compute_api:os-hypervisors:search"
     };
-    caller.authorize(&state.policy, rule, json!({}))?;
+    authorize_without_target(state, caller, rule)?;
     let hypervisors = matching(load_all(state).await?, pattern)?;
     let items: Vec<Value> = hypervisors
         .iter()
@@ -577,11 +569,7 @@ async fn statistics(
     if version.at_least(2, 88) {
         return Err(version_not_found());
     }
-    caller.authorize(
-        &state.policy,
-        "os_compute_api:os-hypervisors:statistics",
-        json!({}),
-    )?;
+    authorize_without_target(&state, &caller, "os_compute_api:os-hypervisors:statistics")?;
     let hypervisors = load_all(&state).await?;
     let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
     for h in &hypervisors {

@@ -121,8 +121,14 @@ pub fn mount(state: ComputeState, validator: Arc<dyn TokenValidator>) -> Router 
 
 /// Adds Nova's `X-Compute-Request-Id`, the same id as
 /// `x-openstack-request-id`, which older tools read.
-async fn echo_compute_request_id(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    let id = request.extensions().get::<oxstack_core::request_id::RequestId>().map(|id| id.0.clone());
+async fn echo_compute_request_id(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let id = request
+        .extensions()
+        .get::<oxstack_core::request_id::RequestId>()
+        .map(|id| id.0.clone());
     let mut response = next.run(request).await;
     if let Some(value) = id.and_then(|id| axum::http::HeaderValue::from_str(&id).ok()) {
         response.headers_mut().insert("x-compute-request-id", value);
@@ -158,6 +164,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Version {
 
 /// The query string as ordered pairs, repeated keys kept.
 pub type QueryPairs = Query<Vec<(String, String)>>;
+
+/// Checks policy `rule` for a request about no project's resource
+/// (hypervisors, services, hosts, extensions): Nova gives those rules an
+/// empty target, so only the caller's roles can satisfy them.
+pub(crate) fn authorize_without_target(
+    state: &ComputeState,
+    caller: &Caller,
+    rule: &str,
+) -> Result<(), ApiError> {
+    caller.authorize(&state.policy, rule, serde_json::json!({}))
+}
 
 /// Maps a database failure to a logged 500.
 pub(crate) fn db_error(error: sqlx::Error) -> ApiError {

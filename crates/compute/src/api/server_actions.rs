@@ -14,7 +14,7 @@ use oxstack_core::{ApiError, ErrorKind};
 use oxstack_hypervisor::DriverError;
 use serde_json::{json, Value};
 
-use super::servers::{load, target};
+use super::servers::{authorize_server, load, target};
 use super::{db_error, parse_body, ComputeState, Version};
 use crate::policy::Caller;
 use crate::server::state::{self as server_state, Request};
@@ -78,8 +78,12 @@ pub async fn action(
         "os-resetState" => reset_state(&state, &caller, &server, argument).await,
         "forceDelete" => force_delete(&state, &caller, &server).await,
         "restore" => restore(&state, &caller, &server).await,
-        "addSecurityGroup" => super::server_security_groups::add(&state, &caller, &server, argument).await,
-        "removeSecurityGroup" => super::server_security_groups::remove(&state, &caller, &server, argument).await,
+        "addSecurityGroup" => {
+            super::server_security_groups::add(&state, &caller, &server, argument).await
+        }
+        "removeSecurityGroup" => {
+            super::server_security_groups::remove(&state, &caller, &server, argument).await
+        }
         other if UNSUPPORTED.contains(&other) => Err(ApiError::new(
             ErrorKind::NotImplemented,
             format!("Action '{other}' is not supported by this cloud."),
@@ -160,10 +164,12 @@ async fn reset_state(
     server: &Server,
     argument: &Value,
 ) -> Result<Response, ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_server(
+        state,
+        caller,
+        server,
         "os_compute_api:os-admin-actions:reset_state",
-        target(server),
+        target,
     )?;
     let wanted = argument
         .as_object()
@@ -214,10 +220,12 @@ async fn force_delete(
     caller: &Caller,
     server: &Server,
 ) -> Result<Response, ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_server(
+        state,
+        caller,
+        server,
         "os_compute_api:os-deferred-delete:force",
-        target(server),
+        target,
     )?;
     super::servers::delete_server(state, caller, server, Request::ForceDelete).await?;
     Ok(StatusCode::ACCEPTED.into_response())
@@ -230,10 +238,12 @@ async fn restore(
     caller: &Caller,
     server: &Server,
 ) -> Result<Response, ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_server(
+        state,
+        caller,
+        server,
         "os_compute_api:os-deferred-delete:restore",
-        target(server),
+        target,
     )?;
     server_state::check(server, Request::Restore, caller.is_admin())
         .map_err(|refusal| ApiError::conflict(refusal.message()))?;
@@ -250,7 +260,7 @@ async fn power_action(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (rule, action_name, action) = power_details(request);
-    caller.authorize(&state.policy, rule, target(server))?;
+    authorize_server(state, caller, server, rule, target)?;
     let is_admin = caller.is_admin();
     let outcome = store::modify(state.pool(), &server.id, |current| {
         server_state::check(current, request, is_admin)?;
@@ -355,10 +365,12 @@ async fn lock(
     argument: &Value,
     version: Microversion,
 ) -> Result<Response, ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_server(
+        state,
+        caller,
+        server,
         "os_compute_api:os-lock-server:lock",
-        target(server),
+        target,
     )?;
     let reason = locked_reason(argument, version)?;
     let is_owner = server.project_id == caller.project_id();
@@ -394,20 +406,24 @@ async fn unlock(
     caller: &Caller,
     server: &Server,
 ) -> Result<Response, ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_server(
+        state,
+        caller,
+        server,
         "os_compute_api:os-lock-server:unlock",
-        target(server),
+        target,
     )?;
     // Unlocking a lock someone else's role set (an admin's lock, for the
     // owner) needs the override rule.
     let is_owner = server.project_id == caller.project_id();
     let expected = if is_owner { "owner" } else { "admin" };
     if server.locked_by.as_deref().is_some_and(|by| by != expected) {
-        caller.authorize(
-            &state.policy,
+        authorize_server(
+            state,
+            caller,
+            server,
             "os_compute_api:os-lock-server:unlock:unlock_override",
-            target(server),
+            target,
         )?;
     }
     let outcome = store::modify(state.pool(), &server.id, |current| {
@@ -466,10 +482,12 @@ async fn console_output(
     server: &Server,
     argument: &Value,
 ) -> Result<Response, ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_server(
+        state,
+        caller,
+        server,
         "os_compute_api:os-console-output",
-        target(server),
+        target,
     )?;
     let length = console_length(argument)?;
     if server.host.is_none() {
@@ -480,12 +498,7 @@ async fn console_output(
     }
     // The driver returns the whole (bounded) log and the API cuts it, so
     // every driver counts lines as Nova does.
-    let output = match state
-        .backends
-        .driver
-        .console_output(&server.id, None)
-        .await
-    {
+    let output = match state.backends.driver.console_output(&server.id, None).await {
         Ok(output) => output,
         Err(DriverError::NotFound(_)) => {
             return Err(ApiError::not_found(

@@ -9,7 +9,7 @@ use oxstack_core::microversion::Microversion;
 use oxstack_core::{ApiError, ErrorKind};
 use serde_json::{json, Value};
 
-use super::servers::{load, ports_of};
+use super::servers::{load_authorized, ports_of, project_target};
 use super::{ComputeState, Version};
 use crate::external::PortInfo;
 use crate::policy::Caller;
@@ -50,13 +50,14 @@ async fn list(
     Version(version): Version,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    let target = json!({"project_id": server.project_id});
-    caller.authorize(
-        &state.policy,
+    load_authorized(
+        &state,
+        &caller,
+        &id,
         "os_compute_api:os-attach-interfaces:list",
-        target,
-    )?;
+        project_target,
+    )
+    .await?;
     let ports = ports_of(&state, &id).await;
     let items: Vec<Value> = ports.iter().map(|port| attachment(port, version)).collect();
     Ok(Json(json!({ "interfaceAttachments": items })))
@@ -68,13 +69,14 @@ async fn show(
     Version(version): Version,
     Path((id, port_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    let target = json!({"project_id": server.project_id});
-    caller.authorize(
-        &state.policy,
+    load_authorized(
+        &state,
+        &caller,
+        &id,
         "os_compute_api:os-attach-interfaces:show",
-        target,
-    )?;
+        project_target,
+    )
+    .await?;
     let ports = ports_of(&state, &id).await;
     let port = ports
         .iter()
@@ -102,13 +104,14 @@ async fn attach(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    let target = json!({"project_id": server.project_id});
-    caller.authorize(
-        &state.policy,
+    load_authorized(
+        &state,
+        &caller,
+        &id,
         "os_compute_api:os-attach-interfaces:create",
-        target,
-    )?;
+        project_target,
+    )
+    .await?;
     Err(not_built())
 }
 
@@ -117,12 +120,13 @@ async fn detach(
     caller: Caller,
     Path((id, _port_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    let target = json!({"project_id": server.project_id});
-    caller.authorize(
-        &state.policy,
+    load_authorized(
+        &state,
+        &caller,
+        &id,
         "os_compute_api:os-attach-interfaces:delete",
-        target,
-    )?;
+        project_target,
+    )
+    .await?;
     Err(not_built())
 }

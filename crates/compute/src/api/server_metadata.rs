@@ -15,7 +15,7 @@ use oxstack_core::validate::Schema;
 use oxstack_core::{ApiError, ErrorKind};
 use serde_json::{json, Value};
 
-use super::servers::load;
+use super::servers::{load_authorized, project_target};
 use super::{db_error, parse_body, ComputeState};
 use crate::policy::Caller;
 use crate::quota;
@@ -81,17 +81,16 @@ fn string_map(value: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn authorize(
+/// Loads server `id` and checks its `server-metadata` rule; Nova checks
+/// these against the server's project only.
+async fn load_for_metadata(
     state: &ComputeState,
     caller: &Caller,
-    server: &Server,
+    id: &str,
     rule: &str,
-) -> Result<(), ApiError> {
-    caller.authorize(
-        &state.policy,
-        &format!("os_compute_api:server-metadata:{rule}"),
-        json!({"project_id": server.project_id}),
-    )
+) -> Result<Server, ApiError> {
+    let rule = format!("os_compute_api:server-metadata:{rule}");
+    load_authorized(state, caller, id, &rule, project_target).await
 }
 
 async fn index(
@@ -99,8 +98,7 @@ async fn index(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    authorize(&state, &caller, &server, "index")?;
+    let server = load_for_metadata(&state, &caller, &id, "index").await?;
     Ok(Json(json!({ "metadata": server.metadata })))
 }
 
@@ -109,8 +107,7 @@ async fn show(
     caller: Caller,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    authorize(&state, &caller, &server, "show")?;
+    let server = load_for_metadata(&state, &caller, &id, "show").await?;
     let value = server
         .metadata
         .get(&key)
@@ -187,18 +184,7 @@ async fn merge(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    authorize(&state, &caller, &server, "create")?;
-    let body = parse_body(&body)?;
-    metadata_schema().check(&body)?;
-    let metadata = write(
-        &state,
-        &caller,
-        &server,
-        Change::Merge(string_map(&body["metadata"])),
-    )
-    .await?;
-    Ok(Json(json!({ "metadata": metadata })))
+    write_all(&state, &caller, &id, &body, "create", Change::Merge).await
 }
 
 async fn replace(
@@ -207,15 +193,28 @@ async fn replace(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    authorize(&state, &caller, &server, "update_all")?;
-    let body = parse_body(&body)?;
+    write_all(&state, &caller, &id, &body, "update_all", Change::Replace).await
+}
+
+/// The body of `POST` (merge) and `PUT` (replace) on the whole metadata:
+/// they differ only in their policy rule and in what the given items do
+/// to the stored ones.
+async fn write_all(
+    state: &ComputeState,
+    caller: &Caller,
+    id: &str,
+    body: &Bytes,
+    rule: &str,
+    change: fn(BTreeMap<String, String>) -> Change,
+) -> Result<Json<Value>, ApiError> {
+    let server = load_for_metadata(state, caller, id, rule).await?;
+    let body = parse_body(body)?;
     metadata_schema().check(&body)?;
     let metadata = write(
-        &state,
-        &caller,
+        state,
+        caller,
         &server,
-        Change::Replace(string_map(&body["metadata"])),
+        change(string_map(&body["metadata"])),
     )
     .await?;
     Ok(Json(json!({ "metadata": metadata })))
@@ -227,8 +226,7 @@ async fn set_item(
     Path((id, key)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    authorize(&state, &caller, &server, "update")?;
+    let server = load_for_metadata(&state, &caller, &id, "update").await?;
     let body = parse_body(&body)?;
     item_schema().check(&body)?;
     let item = string_map(&body["meta"]);
@@ -244,8 +242,7 @@ async fn delete_item(
     caller: Caller,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    authorize(&state, &caller, &server, "delete")?;
+    let server = load_for_metadata(&state, &caller, &id, "delete").await?;
     if !server.metadata.contains_key(&key) {
         return Err(ApiError::not_found("Metadata item was not found"));
     }

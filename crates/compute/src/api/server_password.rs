@@ -9,16 +9,13 @@ use axum::{Json, Router};
 use oxstack_core::ApiError;
 use serde_json::{json, Value};
 
-use super::servers::{load, target};
+use super::servers::{load_authorized, target};
 use super::{db_error, ComputeState};
 use crate::policy::Caller;
 use crate::server::store::{self, Modified};
 
 pub fn routes() -> Router<ComputeState> {
-    Router::new().route(
-        "/servers/{id}/os-server-password",
-        get(show).delete(clear),
-    )
+    Router::new().route("/servers/{id}/os-server-password", get(show).delete(clear))
 }
 
 async fn show(
@@ -26,8 +23,14 @@ async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    caller.authorize(&state.policy, "os_compute_api:os-server-password:show", target(&server))?;
+    let server = load_authorized(
+        &state,
+        &caller,
+        &id,
+        "os_compute_api:os-server-password:show",
+        target,
+    )
+    .await?;
     Ok(Json(json!({"password": server.password})))
 }
 
@@ -38,8 +41,14 @@ async fn clear(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    caller.authorize(&state.policy, "os_compute_api:os-server-password:clear", target(&server))?;
+    load_authorized(
+        &state,
+        &caller,
+        &id,
+        "os_compute_api:os-server-password:clear",
+        target,
+    )
+    .await?;
     let outcome = store::modify(state.pool(), &id, |server| {
         server.password.clear();
         Ok::<(), ()>(())
@@ -51,8 +60,8 @@ async fn clear(
             tracing::info!(server_id = %id, "server password cleared");
             Ok(StatusCode::NO_CONTENT)
         }
-        Modified::NotFound | Modified::Refused(()) => {
-            Err(ApiError::not_found(format!("Instance {id} could not be found.")))
-        }
+        Modified::NotFound | Modified::Refused(()) => Err(ApiError::not_found(format!(
+            "Instance {id} could not be found."
+        ))),
     }
 }

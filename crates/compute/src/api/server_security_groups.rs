@@ -12,9 +12,11 @@ use axum::{Json, Router};
 use oxstack_core::{ApiError, ErrorKind};
 use serde_json::{json, Value};
 
-use super::servers::{load, target};
+use super::servers::{authorize_server, load_authorized, target};
 use super::ComputeState;
-use crate::external::{ExternalError, ExternalErrorKind, PortInfo, SecurityGroupInfo, SecurityGroupRuleInfo};
+use crate::external::{
+    ExternalError, ExternalErrorKind, PortInfo, SecurityGroupInfo, SecurityGroupRuleInfo,
+};
 use crate::policy::Caller;
 use crate::server::Server;
 
@@ -26,7 +28,11 @@ pub fn routes() -> Router<ComputeState> {
 /// rule: a protocol without ports covers 1-65535 for TCP and UDP and -1
 /// otherwise, and a rule without a remote group or prefix admits
 /// `0.0.0.0/0`.
-fn render_rule(group: &SecurityGroupInfo, rule: &SecurityGroupRuleInfo, groups: &[SecurityGroupInfo]) -> Value {
+fn render_rule(
+    group: &SecurityGroupInfo,
+    rule: &SecurityGroupRuleInfo,
+    groups: &[SecurityGroupInfo],
+) -> Value {
     let (from_port, to_port) = match (&rule.protocol, rule.port_range_min, rule.port_range_max) {
         (Some(protocol), None, None) => {
             if matches!(protocol.to_ascii_lowercase().as_str(), "tcp" | "udp") {
@@ -47,7 +53,10 @@ fn render_rule(group: &SecurityGroupInfo, rule: &SecurityGroupRuleInfo, groups: 
             (group, json!({}))
         }
         None => {
-            let cidr = rule.remote_ip_prefix.clone().unwrap_or_else(|| "0.0.0.0/0".to_owned());
+            let cidr = rule
+                .remote_ip_prefix
+                .clone()
+                .unwrap_or_else(|| "0.0.0.0/0".to_owned());
             (json!({}), json!({"cidr": cidr}))
         }
     };
@@ -69,12 +78,14 @@ async fn list(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    caller.authorize(
-        &state.policy,
+    let server = load_authorized(
+        &state,
+        &caller,
+        &id,
         "os_compute_api:os-security-groups:list",
-        target(&server),
-    )?;
+        target,
+    )
+    .await?;
     let ports = state
         .backends
         .networks
@@ -147,9 +158,7 @@ fn network_error(error: ExternalError) -> ApiError {
         ExternalErrorKind::NotFound => ApiError::not_found(error.message),
         ExternalErrorKind::Conflict => ApiError::conflict(error.message),
         ExternalErrorKind::BadRequest => ApiError::bad_request(error.message),
-        ExternalErrorKind::Unavailable => {
-            ApiError::new(ErrorKind::Unavailable, error.message)
-        }
+        ExternalErrorKind::Unavailable => ApiError::new(ErrorKind::Unavailable, error.message),
     }
 }
 
@@ -195,10 +204,12 @@ pub async fn add(
     server: &Server,
     argument: &Value,
 ) -> Result<Response, ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_server(
+        state,
+        caller,
+        server,
         "os_compute_api:os-security-groups:add",
-        target(server),
+        target,
     )?;
     let name = group_name(argument)?;
     let (group_id, ports) = group_and_ports(state, caller, server, &name).await?;
@@ -237,10 +248,12 @@ pub async fn remove(
     server: &Server,
     argument: &Value,
 ) -> Result<Response, ApiError> {
-    caller.authorize(
-        &state.policy,
+    authorize_server(
+        state,
+        caller,
+        server,
         "os_compute_api:os-security-groups:remove",
-        target(server),
+        target,
     )?;
     let name = group_name(argument)?;
     let (group_id, ports) = group_and_ports(state, caller, server, &name).await?;

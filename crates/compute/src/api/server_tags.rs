@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::server_input::{MAX_TAG_COUNT, MAX_TAG_LENGTH};
 use super::server_view::addresses;
-use super::servers::{load, ports_of};
+use super::servers::{load_authorized, ports_of, project_target};
 use super::{db_error, parse_body, ComputeState, Version};
 use crate::policy::Caller;
 use crate::server::state;
@@ -56,6 +56,20 @@ fn tags_schema() -> &'static Schema {
     })
 }
 
+/// Loads server `id` for a tag request: the microversion comes first, so
+/// a tag URL before 2.26 is a 404 whatever the server, as in Nova.
+async fn load_for_tags(
+    state: &ComputeState,
+    caller: &Caller,
+    version: oxstack_core::microversion::Microversion,
+    id: &str,
+    rule: &str,
+) -> Result<Server, ApiError> {
+    require_tags_version(version)?;
+    let rule = format!("os_compute_api:os-server-tags:{rule}");
+    load_authorized(state, caller, id, &rule, project_target).await
+}
+
 /// Tags exist from 2.26; before it Nova has no such resource.
 fn require_tags_version(version: oxstack_core::microversion::Microversion) -> Result<(), ApiError> {
     if version.at_least(2, 26) {
@@ -63,21 +77,6 @@ fn require_tags_version(version: oxstack_core::microversion::Microversion) -> Re
     } else {
         Err(ApiError::not_found("The resource could not be found."))
     }
-}
-
-async fn load_authorized(
-    state: &ComputeState,
-    caller: &Caller,
-    id: &str,
-    rule: &str,
-) -> Result<Server, ApiError> {
-    let server = load(state, caller, id).await?;
-    caller.authorize(
-        &state.policy,
-        &format!("os_compute_api:os-server-tags:{rule}"),
-        json!({"project_id": server.project_id}),
-    )?;
-    Ok(server)
 }
 
 /// Changes the tags of `server` after Nova's vm state check.
@@ -113,8 +112,7 @@ async fn index(
     Version(version): Version,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require_tags_version(version)?;
-    let server = load_authorized(&state, &caller, &id, "index").await?;
+    let server = load_for_tags(&state, &caller, version, &id, "index").await?;
     Ok(Json(json!({ "tags": server.tags })))
 }
 
@@ -125,8 +123,7 @@ async fn replace(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    require_tags_version(version)?;
-    let server = load_authorized(&state, &caller, &id, "update_all").await?;
+    let server = load_for_tags(&state, &caller, version, &id, "update_all").await?;
     let body = parse_body(&body)?;
     tags_schema().check(&body)?;
     let mut wanted: Vec<String> = Vec::new();
@@ -154,8 +151,7 @@ async fn delete_all(
     Version(version): Version,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_tags_version(version)?;
-    let server = load_authorized(&state, &caller, &id, "delete_all").await?;
+    let server = load_for_tags(&state, &caller, version, &id, "delete_all").await?;
     change_tags(&state, &server, "delete tags", |tags| {
         tags.clear();
         Ok(())
@@ -170,8 +166,7 @@ async fn check(
     Version(version): Version,
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    require_tags_version(version)?;
-    let server = load_authorized(&state, &caller, &id, "show").await?;
+    let server = load_for_tags(&state, &caller, version, &id, "show").await?;
     if server.tags.contains(&tag) {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -187,8 +182,7 @@ async fn add(
     Version(version): Version,
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    require_tags_version(version)?;
-    let server = load_authorized(&state, &caller, &id, "update").await?;
+    let server = load_for_tags(&state, &caller, version, &id, "update").await?;
     state::check_tag_change(&server, "update tag")
         .map_err(|refusal| ApiError::conflict(refusal.message()))?;
     let length = tag.chars().count();
@@ -228,8 +222,7 @@ async fn remove(
     Version(version): Version,
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    require_tags_version(version)?;
-    let server = load_authorized(&state, &caller, &id, "delete").await?;
+    let server = load_for_tags(&state, &caller, version, &id, "delete").await?;
     let missing = || ApiError::not_found(format!("Instance {id} has no tag '{tag}'"));
     change_tags(&state, &server, "delete tag", |tags| {
         let before = tags.len();
@@ -248,12 +241,14 @@ async fn ips(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    caller.authorize(
-        &state.policy,
+    load_authorized(
+        &state,
+        &caller,
+        &id,
         "os_compute_api:ips:index",
-        json!({"project_id": server.project_id}),
-    )?;
+        project_target,
+    )
+    .await?;
     let ports = ports_of(&state, &id).await;
     Ok(Json(json!({ "addresses": addresses(&ports, false) })))
 }
@@ -263,12 +258,14 @@ async fn ips_of_network(
     caller: Caller,
     Path((id, network)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    caller.authorize(
-        &state.policy,
+    load_authorized(
+        &state,
+        &caller,
+        &id,
         "os_compute_api:ips:show",
-        json!({"project_id": server.project_id}),
-    )?;
+        project_target,
+    )
+    .await?;
     let ports = ports_of(&state, &id).await;
     let mut all = addresses(&ports, false);
     let entries = all

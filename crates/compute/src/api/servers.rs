@@ -66,6 +66,38 @@ pub async fn load(state: &ComputeState, caller: &Caller, id: &str) -> Result<Ser
     }
 }
 
+/// Returns the policy target Nova gives the rules that look at the
+/// project only (metadata, tags, addresses, interfaces).
+pub fn project_target(server: &Server) -> Value {
+    json!({"project_id": server.project_id})
+}
+
+/// Checks policy `rule` for `server`; every server sub-resource and action
+/// checks its rule only after the server was found, so a missing server is
+/// a 404 rather than a 403.
+pub fn authorize_server(
+    state: &ComputeState,
+    caller: &Caller,
+    server: &Server,
+    rule: &str,
+    target: fn(&Server) -> Value,
+) -> Result<(), ApiError> {
+    caller.authorize(&state.policy, rule, target(server))
+}
+
+/// Loads server `id` as [`load`] does, then checks policy `rule` on it.
+pub async fn load_authorized(
+    state: &ComputeState,
+    caller: &Caller,
+    id: &str,
+    rule: &str,
+    target: fn(&Server) -> Value,
+) -> Result<Server, ApiError> {
+    let server = load(state, caller, id).await?;
+    authorize_server(state, caller, &server, rule, target)?;
+    Ok(server)
+}
+
 /// Returns the ports of server `id`. A failing network service leaves the
 /// addresses empty rather than failing the request, as Nova shows a
 /// server whose network information it cannot refresh.
@@ -309,12 +341,8 @@ async fn show(
     Version(version): Version,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    caller.authorize(
-        &state.policy,
-        "os_compute_api:servers:show",
-        target(&server),
-    )?;
+    let server =
+        load_authorized(&state, &caller, &id, "os_compute_api:servers:show", target).await?;
     let body = render_full(&state, &caller, &server, version, version.at_least(2, 71)).await;
     Ok(Json(json!({ "server": body })))
 }
@@ -326,12 +354,14 @@ async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    caller.authorize(
-        &state.policy,
+    load_authorized(
+        &state,
+        &caller,
+        &id,
         "os_compute_api:servers:update",
-        target(&server),
-    )?;
+        target,
+    )
+    .await?;
     let update = server_input::parse_update(&parse_body(&body)?, version)?;
 
     let outcome = store::modify(state.pool(), &id, |server| {
@@ -383,12 +413,14 @@ async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let server = load(&state, &caller, &id).await?;
-    caller.authorize(
-        &state.policy,
+    let server = load_authorized(
+        &state,
+        &caller,
+        &id,
         "os_compute_api:servers:delete",
-        target(&server),
-    )?;
+        target,
+    )
+    .await?;
     delete_server(&state, &caller, &server, Request::Delete).await?;
     Ok(StatusCode::NO_CONTENT)
 }

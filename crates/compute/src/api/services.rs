@@ -18,7 +18,7 @@ use oxstack_placement::{PlacementError, ProviderId};
 use serde_json::{json, Map, Value};
 
 use super::hypervisors::{check_query, nova_time};
-use super::{db_error, parse_body, ComputeState, QueryPairs, Version};
+use super::{authorize_without_target, db_error, parse_body, ComputeState, QueryPairs, Version};
 use crate::host::records::{self, ServiceRecord, COMPUTE_BINARY, INTERNAL_ZONE};
 use crate::policy::Caller;
 use crate::server::store::{self, ListScope};
@@ -36,7 +36,9 @@ async fn zone_of(state: &ComputeState, service: &ServiceRecord) -> Result<String
     if service.binary != COMPUTE_BINARY {
         return Ok(INTERNAL_ZONE.to_owned());
     }
-    let zones = crate::aggregate::host_zones(state.pool()).await.map_err(db_error)?;
+    let zones = crate::aggregate::host_zones(state.pool())
+        .await
+        .map_err(db_error)?;
     if let Some(zone) = zones.get(&service.host) {
         return Ok(zone.clone());
     }
@@ -92,7 +94,7 @@ async fn index(
     Version(version): Version,
     query: QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(&state.policy, "os_compute_api:os-services:list", json!({}))?;
+    authorize_without_target(&state, &caller, "os_compute_api:os-services:list")?;
     if version.at_least(2, 75) {
         check_query(&query.0, &["host", "binary"])?;
     }
@@ -201,11 +203,7 @@ async fn update_by_uuid(
     if uuid::Uuid::parse_str(id).is_err() {
         return Err(ApiError::bad_request(format!("Invalid uuid {id}")));
     }
-    caller.authorize(
-        &state.policy,
-        "os_compute_api:os-services:update",
-        json!({}),
-    )?;
+    authorize_without_target(state, caller, "os_compute_api:os-services:update")?;
     check_fields(body, &["status", "disabled_reason", "forced_down"])?;
     let status = match body.get("status") {
         None => None,
@@ -290,11 +288,7 @@ async fn update_by_action(
     action: &str,
     body: &Map<String, Value>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(
-        &state.policy,
-        "os_compute_api:os-services:update",
-        json!({}),
-    )?;
+    authorize_without_target(state, caller, "os_compute_api:os-services:update")?;
     let mut allowed = vec!["host", "binary", "disabled_reason"];
     if version.at_least(2, 11) {
         allowed.push("forced_down");
@@ -372,11 +366,7 @@ async fn delete(
     Version(version): Version,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.authorize(
-        &state.policy,
-        "os_compute_api:os-services:delete",
-        json!({}),
-    )?;
+    authorize_without_target(&state, &caller, "os_compute_api:os-services:delete")?;
     if version.at_least(2, 53) {
         if uuid::Uuid::parse_str(&id).is_err() {
             return Err(ApiError::bad_request(format!("Invalid uuid {id}")));
