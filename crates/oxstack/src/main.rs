@@ -21,7 +21,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "oxstack", version, about = "An OpenStack-compatible cloud in one binary")]
+#[command(
+    name = "oxstack",
+    version,
+    about = "An OpenStack-compatible cloud in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,7 +36,9 @@ enum Command {
     /// Set up (first time) and run the all-in-one cloud in the foreground.
     Up(UpArgs),
     /// Check this host against the configuration: bridges named in
-    /// bridge_mappings, dnsmasq, nftables, QEMU, kernel modules, KVM.
+    /// bridge_mappings, dnsmasq, nftables, QEMU, kernel modules, KVM, and
+    /// the networks in the database whose physical network has no bridge
+    /// mapping here.
     Doctor(CommonArgs),
     /// Identity service administration.
     Identity {
@@ -104,9 +110,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::run(args),
-        Command::Doctor(args) => config::Config::load(&args).and_then(|config| doctor::run(&config)),
-        Command::Identity { command: IdentityCommand::RotateKeys(args) } => rotate_keys(args),
-        Command::Netagent { command: NetagentCommand::Teardown(args) } => netagent_teardown(args),
+        Command::Doctor(args) => {
+            config::Config::load(&args).and_then(|config| doctor::run(&config))
+        }
+        Command::Identity {
+            command: IdentityCommand::RotateKeys(args),
+        } => rotate_keys(args),
+        Command::Netagent {
+            command: NetagentCommand::Teardown(args),
+        } => netagent_teardown(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,7 +132,9 @@ fn main() -> ExitCode {
 fn netagent_teardown(args: CommonArgs) -> anyhow::Result<()> {
     let config = config::Config::load(&args)?;
     let data_dir = config.data_dir();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let removed = runtime.block_on(dataplane::teardown(&data_dir))?;
     println!(
         "Removed the devices of {} networks and {} routers recorded in {}",
@@ -139,7 +153,10 @@ fn rotate_keys(args: CommonArgs) -> anyhow::Result<()> {
     let dir = config.fernet_key_dir();
     let repository = oxstack_identity::fernet::KeyRepository::open(&dir);
     if !dir.exists() {
-        anyhow::bail!("no Fernet keys in {}; run `oxstack up` once first", dir.display());
+        anyhow::bail!(
+            "no Fernet keys in {}; run `oxstack up` once first",
+            dir.display()
+        );
     }
     let report = repository.rotate(config.identity.max_active_keys)?;
     println!("Rotated Fernet keys in {}: {report:?}", dir.display());
