@@ -66,9 +66,11 @@ async fn load_hosts(db: &Pool, aggregates: &mut [Aggregate]) -> Result<(), sqlx:
 
 /// Returns every aggregate with its hosts, by id.
 pub async fn list(db: &Pool) -> Result<Vec<Aggregate>, sqlx::Error> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM compute_aggregates ORDER BY id"))
-        .fetch_all(db)
-        .await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM compute_aggregates ORDER BY id"
+    ))
+    .fetch_all(db)
+    .await?;
     let mut aggregates = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
     load_hosts(db, &mut aggregates).await?;
     Ok(aggregates)
@@ -76,18 +78,21 @@ pub async fn list(db: &Pool) -> Result<Vec<Aggregate>, sqlx::Error> {
 
 /// Returns aggregate `id` with its hosts.
 pub async fn get(db: &Pool, id: i64) -> Result<Option<Aggregate>, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM compute_aggregates WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM compute_aggregates WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
     let Some(mut aggregate) = row.as_ref().map(decode).transpose()? else {
         return Ok(None);
     };
-    let hosts: Vec<(String,)> =
-        sqlx::query_as("SELECT host FROM compute_aggregate_hosts WHERE aggregate_id = $1 ORDER BY host")
-            .bind(id)
-            .fetch_all(db)
-            .await?;
+    let hosts: Vec<(String,)> = sqlx::query_as(
+        "SELECT host FROM compute_aggregate_hosts WHERE aggregate_id = $1 ORDER BY host",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await?;
     aggregate.hosts = hosts.into_iter().map(|(host,)| host).collect();
     Ok(Some(aggregate))
 }
@@ -107,9 +112,10 @@ pub async fn insert(
         if name_taken(db, name, None).await? {
             return Ok(None);
         }
-        let (id,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) + 1 FROM compute_aggregates")
-            .fetch_one(db)
-            .await?;
+        let (id,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(id), 0) + 1 FROM compute_aggregates")
+                .fetch_one(db)
+                .await?;
         let uuid = uuid::Uuid::new_v4().to_string();
         let inserted = sqlx::query(&format!(
             "INSERT INTO compute_aggregates ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL)"
@@ -159,13 +165,15 @@ pub async fn update(db: &Pool, aggregate: &Aggregate) -> Result<bool, sqlx::Erro
     if name_taken(db, &aggregate.name, Some(aggregate.id)).await? {
         return Ok(false);
     }
-    let updated = sqlx::query("UPDATE compute_aggregates SET name = $2, metadata = $3, updated_at = $4 WHERE id = $1")
-        .bind(aggregate.id)
-        .bind(&aggregate.name)
-        .bind(serde_json::to_string(&aggregate.metadata).expect("a string map serialises"))
-        .bind(aggregate.updated_at)
-        .execute(db)
-        .await;
+    let updated = sqlx::query(
+        "UPDATE compute_aggregates SET name = $2, metadata = $3, updated_at = $4 WHERE id = $1",
+    )
+    .bind(aggregate.id)
+    .bind(&aggregate.name)
+    .bind(serde_json::to_string(&aggregate.metadata).expect("a string map serialises"))
+    .bind(aggregate.updated_at)
+    .execute(db)
+    .await;
     match updated {
         Ok(_) => Ok(true),
         // Another update took the name between the check and this write.
@@ -189,20 +197,22 @@ pub async fn delete(db: &Pool, id: i64) -> Result<(), sqlx::Error> {
 
 /// Adds `host` to aggregate `id`; returns false when it is there already.
 pub async fn add_host(db: &Pool, id: i64, host: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let present: Option<(String,)> =
-        sqlx::query_as("SELECT host FROM compute_aggregate_hosts WHERE aggregate_id = $1 AND host = $2")
-            .bind(id)
-            .bind(host)
-            .fetch_optional(db)
-            .await?;
+    let present: Option<(String,)> = sqlx::query_as(
+        "SELECT host FROM compute_aggregate_hosts WHERE aggregate_id = $1 AND host = $2",
+    )
+    .bind(id)
+    .bind(host)
+    .fetch_optional(db)
+    .await?;
     if present.is_some() {
         return Ok(false);
     }
-    let inserted = sqlx::query("INSERT INTO compute_aggregate_hosts (aggregate_id, host) VALUES ($1, $2)")
-        .bind(id)
-        .bind(host)
-        .execute(db)
-        .await;
+    let inserted =
+        sqlx::query("INSERT INTO compute_aggregate_hosts (aggregate_id, host) VALUES ($1, $2)")
+            .bind(id)
+            .bind(host)
+            .execute(db)
+            .await;
     match inserted {
         Ok(_) => {}
         // A concurrent request added the host first.
@@ -215,13 +225,14 @@ pub async fn add_host(db: &Pool, id: i64, host: &str, now: i64) -> Result<bool, 
 
 /// Removes `host` from aggregate `id`; returns false when it was not there.
 pub async fn remove_host(db: &Pool, id: i64, host: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let removed = sqlx::query("DELETE FROM compute_aggregate_hosts WHERE aggregate_id = $1 AND host = $2")
-        .bind(id)
-        .bind(host)
-        .execute(db)
-        .await?
-        .rows_affected()
-        > 0;
+    let removed =
+        sqlx::query("DELETE FROM compute_aggregate_hosts WHERE aggregate_id = $1 AND host = $2")
+            .bind(id)
+            .bind(host)
+            .execute(db)
+            .await?
+            .rows_affected()
+            > 0;
     if removed {
         touch(db, id, now).await?;
     }
@@ -252,7 +263,11 @@ pub async fn host_zones(db: &Pool) -> Result<BTreeMap<String, String>, sqlx::Err
 }
 
 /// Returns the zone of `host`: its aggregates' zone, else `default_zone`.
-pub async fn zone_of_host(db: &Pool, host: &str, default_zone: &str) -> Result<String, sqlx::Error> {
+pub async fn zone_of_host(
+    db: &Pool,
+    host: &str,
+    default_zone: &str,
+) -> Result<String, sqlx::Error> {
     Ok(host_zones(db)
         .await?
         .remove(host)

@@ -31,7 +31,10 @@ pub struct ExternalError {
 
 impl ExternalError {
     pub fn new(kind: ExternalErrorKind, message: impl Into<String>) -> Self {
-        ExternalError { kind, message: message.into() }
+        ExternalError {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -67,7 +70,11 @@ pub struct ImageInfo {
 #[async_trait::async_trait]
 pub trait ImageApi: Send + Sync {
     /// The image `id` if `caller` may see it.
-    async fn get_image(&self, caller: &AuthContext, id: &str) -> Result<Option<ImageInfo>, ExternalError>;
+    async fn get_image(
+        &self,
+        caller: &AuthContext,
+        id: &str,
+    ) -> Result<Option<ImageInfo>, ExternalError>;
 
     /// The image `id` whatever its visibility, for the build of a server
     /// whose image the API already checked the caller may use. A build runs
@@ -78,7 +85,11 @@ pub trait ImageApi: Send + Sync {
     /// image service's v2 names (`name`, `status`, `min_ram`,
     /// `updated_at=gte:…`, `limit`, `marker`, extra properties by name).
     /// An invalid query or an unknown marker is `BadRequest`.
-    async fn list_images(&self, caller: &AuthContext, query: &[(String, String)]) -> Result<Vec<ImageInfo>, ExternalError>;
+    async fn list_images(
+        &self,
+        caller: &AuthContext,
+        query: &[(String, String)],
+    ) -> Result<Vec<ImageInfo>, ExternalError>;
 
     /// Deletes image `id` as `caller`: `NotFound` when `caller` cannot see
     /// it, `Forbidden` when it may not delete it, `Conflict` for a
@@ -178,25 +189,45 @@ pub struct PortRequest {
 #[async_trait::async_trait]
 pub trait NetworkApi: Send + Sync {
     /// The network `id` if `caller` may use it.
-    async fn get_network(&self, caller: &AuthContext, id: &str) -> Result<Option<NetworkInfo>, ExternalError>;
+    async fn get_network(
+        &self,
+        caller: &AuthContext,
+        id: &str,
+    ) -> Result<Option<NetworkInfo>, ExternalError>;
 
     /// The networks `caller` may boot on without naming one: its project's
     /// own and the shared ones, not external ones.
-    async fn available_networks(&self, caller: &AuthContext) -> Result<Vec<NetworkInfo>, ExternalError>;
+    async fn available_networks(
+        &self,
+        caller: &AuthContext,
+    ) -> Result<Vec<NetworkInfo>, ExternalError>;
 
     /// Resolves security group names or ids visible to `caller` to ids;
     /// the error names the first that matches nothing.
-    async fn security_group_ids(&self, caller: &AuthContext, names: &[String]) -> Result<Vec<String>, ExternalError>;
+    async fn security_group_ids(
+        &self,
+        caller: &AuthContext,
+        names: &[String],
+    ) -> Result<Vec<String>, ExternalError>;
 
     /// The port `id` if `caller` may use it.
-    async fn get_port(&self, caller: &AuthContext, id: &str) -> Result<Option<PortInfo>, ExternalError>;
+    async fn get_port(
+        &self,
+        caller: &AuthContext,
+        id: &str,
+    ) -> Result<Option<PortInfo>, ExternalError>;
 
     /// Creates a port. The API checked the caller may use the network
     /// before the server was accepted; the build runs without a token.
     async fn create_port(&self, request: &PortRequest) -> Result<PortInfo, ExternalError>;
 
     /// Sets the device of an existing port (a port the user passed in).
-    async fn claim_port(&self, port_id: &str, device_id: &str, device_owner: &str) -> Result<PortInfo, ExternalError>;
+    async fn claim_port(
+        &self,
+        port_id: &str,
+        device_id: &str,
+        device_owner: &str,
+    ) -> Result<PortInfo, ExternalError>;
 
     /// Binds the port to `host`. `Conflict` carries the binding failure's
     /// message, which names what to fix.
@@ -214,7 +245,11 @@ pub trait NetworkApi: Send + Sync {
     /// The port on `network_id` that has the fixed address `ip`, of any
     /// project: the metadata API identifies the instance behind a request
     /// by it, as Neutron's metadata agent does.
-    async fn port_by_ip(&self, network_id: &str, ip: &str) -> Result<Option<PortInfo>, ExternalError>;
+    async fn port_by_ip(
+        &self,
+        network_id: &str,
+        ip: &str,
+    ) -> Result<Option<PortInfo>, ExternalError>;
 
     /// The networks router `router_id` has an interface on (ports whose
     /// `device_owner` is `network:router_interface*`, not the gateway);
@@ -224,15 +259,25 @@ pub trait NetworkApi: Send + Sync {
 
     /// Replaces the security groups of port `port_id` with `group_ids`
     /// (`addSecurityGroup` / `removeSecurityGroup` of its server).
-    async fn set_port_security_groups(&self, port_id: &str, group_ids: &[String]) -> Result<PortInfo, ExternalError>;
+    async fn set_port_security_groups(
+        &self,
+        port_id: &str,
+        group_ids: &[String],
+    ) -> Result<PortInfo, ExternalError>;
 
     /// Returns the names of security groups `group_ids`, in the same order;
     /// an id that matches no group keeps the id as its name.
-    async fn security_group_names(&self, group_ids: &[String]) -> Result<Vec<String>, ExternalError>;
+    async fn security_group_names(
+        &self,
+        group_ids: &[String],
+    ) -> Result<Vec<String>, ExternalError>;
 
     /// Returns the security groups `group_ids` that exist, with their
     /// rules, in the order of `group_ids`.
-    async fn security_groups(&self, group_ids: &[String]) -> Result<Vec<SecurityGroupInfo>, ExternalError>;
+    async fn security_groups(
+        &self,
+        group_ids: &[String],
+    ) -> Result<Vec<SecurityGroupInfo>, ExternalError>;
 }
 
 /// A security group as `GET /servers/{id}/os-security-groups` shows it.

@@ -145,9 +145,10 @@ pub async fn usage(
     usage.insert("instances".into(), servers.instances);
     usage.insert("cores".into(), servers.cores);
     usage.insert("ram".into(), servers.ram);
-    let groups = crate::server_group::count(service.pool(), project_id, per_user.then_some(user_id))
-        .await
-        .map_err(db_error)?;
+    let groups =
+        crate::server_group::count(service.pool(), project_id, per_user.then_some(user_id))
+            .await
+            .map_err(db_error)?;
     usage.insert("server_groups".into(), groups);
     Ok(usage)
 }

@@ -10,7 +10,12 @@ use serde_json::Value;
 use sqlx::Row;
 
 /// The policies Nova accepts. The soft ones exist from microversion 2.15.
-pub const POLICIES: &[&str] = &["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"];
+pub const POLICIES: &[&str] = &[
+    "affinity",
+    "anti-affinity",
+    "soft-affinity",
+    "soft-anti-affinity",
+];
 
 /// A server group.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,10 +81,12 @@ pub async fn insert<'c>(
 
 /// Returns group `id`.
 pub async fn get(db: &Pool, id: &str) -> Result<Option<ServerGroup>, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM compute_server_groups WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM compute_server_groups WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
     row.as_ref().map(decode).transpose()
 }
 
@@ -130,23 +137,22 @@ pub async fn count<'c>(
     project_id: &str,
     user_id: Option<&str>,
 ) -> Result<i64, sqlx::Error> {
-    let (count,): (i64,) = match user_id {
-        Some(user) => {
-            sqlx::query_as(
+    let (count,): (i64,) =
+        match user_id {
+            Some(user) => sqlx::query_as(
                 "SELECT COUNT(*) FROM compute_server_groups WHERE project_id = $1 AND user_id = $2",
             )
             .bind(project_id)
             .bind(user)
             .fetch_one(db)
-            .await?
-        }
-        None => {
-            sqlx::query_as("SELECT COUNT(*) FROM compute_server_groups WHERE project_id = $1")
-                .bind(project_id)
-                .fetch_one(db)
-                .await?
-        }
-    };
+            .await?,
+            None => {
+                sqlx::query_as("SELECT COUNT(*) FROM compute_server_groups WHERE project_id = $1")
+                    .bind(project_id)
+                    .fetch_one(db)
+                    .await?
+            }
+        };
     Ok(count)
 }
 

@@ -11,8 +11,8 @@ use oxstack_placement::PlacementService;
 use oxstack_store::Store;
 
 use crate::external::{
-    ExternalError, ExternalErrorKind, FixedIp, ImageApi, ImageChangeError, ImageInfo, NetworkApi, NetworkInfo, PortInfo,
-    PortRequest, SecurityGroupInfo, SecurityGroupRuleInfo,
+    ExternalError, ExternalErrorKind, FixedIp, ImageApi, ImageChangeError, ImageInfo, NetworkApi,
+    NetworkInfo, PortInfo, PortRequest, SecurityGroupInfo, SecurityGroupRuleInfo,
 };
 use crate::Backends;
 
@@ -42,14 +42,21 @@ impl FakeImages {
             created_at: 1_700_000_000,
             updated_at: 1_700_000_000,
         };
-        self.images.lock().unwrap().insert(id.to_owned(), image.clone());
+        self.images
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), image.clone());
         image
     }
 }
 
 #[async_trait::async_trait]
 impl ImageApi for FakeImages {
-    async fn get_image(&self, _caller: &AuthContext, id: &str) -> Result<Option<ImageInfo>, ExternalError> {
+    async fn get_image(
+        &self,
+        _caller: &AuthContext,
+        id: &str,
+    ) -> Result<Option<ImageInfo>, ExternalError> {
         Ok(self.images.lock().unwrap().get(id).cloned())
     }
 
@@ -59,7 +66,11 @@ impl ImageApi for FakeImages {
 
     /// Supports the `name`, `status`, `limit` and `marker` keys and extra
     /// properties by name; images are in id order.
-    async fn list_images(&self, _caller: &AuthContext, query: &[(String, String)]) -> Result<Vec<ImageInfo>, ExternalError> {
+    async fn list_images(
+        &self,
+        _caller: &AuthContext,
+        query: &[(String, String)],
+    ) -> Result<Vec<ImageInfo>, ExternalError> {
         let images = self.images.lock().unwrap();
         let mut limit = usize::MAX;
         let mut marker = None;
@@ -67,9 +78,12 @@ impl ImageApi for FakeImages {
         for (key, value) in query {
             match key.as_str() {
                 "limit" => {
-                    limit = value
-                        .parse()
-                        .map_err(|_| ExternalError::new(ExternalErrorKind::BadRequest, format!("invalid limit {value}")))?
+                    limit = value.parse().map_err(|_| {
+                        ExternalError::new(
+                            ExternalErrorKind::BadRequest,
+                            format!("invalid limit {value}"),
+                        )
+                    })?
                 }
                 "marker" => marker = Some(value.clone()),
                 _ => {}
@@ -77,7 +91,10 @@ impl ImageApi for FakeImages {
         }
         if let Some(marker) = &marker {
             if !images.contains_key(marker) {
-                return Err(ExternalError::new(ExternalErrorKind::BadRequest, format!("No image found with ID {marker}")));
+                return Err(ExternalError::new(
+                    ExternalErrorKind::BadRequest,
+                    format!("No image found with ID {marker}"),
+                ));
             }
         }
         for image in images.values() {
@@ -101,7 +118,11 @@ impl ImageApi for FakeImages {
     async fn delete_image(&self, _caller: &AuthContext, id: &str) -> Result<(), ImageChangeError> {
         match self.images.lock().unwrap().remove(id) {
             Some(_) => Ok(()),
-            None => Err(ExternalError::new(ExternalErrorKind::NotFound, format!("No image found with ID {id}")).into()),
+            None => Err(ExternalError::new(
+                ExternalErrorKind::NotFound,
+                format!("No image found with ID {id}"),
+            )
+            .into()),
         }
     }
 
@@ -112,9 +133,12 @@ impl ImageApi for FakeImages {
         properties: &BTreeMap<String, String>,
     ) -> Result<ImageInfo, ImageChangeError> {
         let mut images = self.images.lock().unwrap();
-        let image = images
-            .get_mut(id)
-            .ok_or_else(|| ExternalError::new(ExternalErrorKind::NotFound, format!("No image found with ID {id}")))?;
+        let image = images.get_mut(id).ok_or_else(|| {
+            ExternalError::new(
+                ExternalErrorKind::NotFound,
+                format!("No image found with ID {id}"),
+            )
+        })?;
         image.properties = properties.clone();
         Ok(image.clone())
     }
@@ -147,43 +171,73 @@ impl FakeNetworks {
             external: false,
             has_subnets: true,
         };
-        self.networks.lock().unwrap().insert(id.to_owned(), network.clone());
+        self.networks
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), network.clone());
         network
     }
 
     fn visible(network: &NetworkInfo, caller: &AuthContext) -> bool {
-        network.shared || caller.project_id.as_deref() == Some(network.project_id.as_str())
+        network.shared
+            || caller.project_id.as_deref() == Some(network.project_id.as_str())
             || caller.roles.iter().any(|r| r == "admin")
     }
 
-    fn port_mut<T>(&self, id: &str, change: impl FnOnce(&mut PortInfo) -> T) -> Result<T, ExternalError> {
+    fn port_mut<T>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut PortInfo) -> T,
+    ) -> Result<T, ExternalError> {
         let mut ports = self.ports.lock().unwrap();
-        let port = ports
-            .iter_mut()
-            .find(|p| p.id == id)
-            .ok_or_else(|| ExternalError::new(ExternalErrorKind::NotFound, format!("Port {id} could not be found.")))?;
+        let port = ports.iter_mut().find(|p| p.id == id).ok_or_else(|| {
+            ExternalError::new(
+                ExternalErrorKind::NotFound,
+                format!("Port {id} could not be found."),
+            )
+        })?;
         Ok(change(port))
     }
 }
 
 #[async_trait::async_trait]
 impl NetworkApi for FakeNetworks {
-    async fn get_network(&self, caller: &AuthContext, id: &str) -> Result<Option<NetworkInfo>, ExternalError> {
-        Ok(self.networks.lock().unwrap().get(id).filter(|n| Self::visible(n, caller)).cloned())
+    async fn get_network(
+        &self,
+        caller: &AuthContext,
+        id: &str,
+    ) -> Result<Option<NetworkInfo>, ExternalError> {
+        Ok(self
+            .networks
+            .lock()
+            .unwrap()
+            .get(id)
+            .filter(|n| Self::visible(n, caller))
+            .cloned())
     }
 
-    async fn available_networks(&self, caller: &AuthContext) -> Result<Vec<NetworkInfo>, ExternalError> {
+    async fn available_networks(
+        &self,
+        caller: &AuthContext,
+    ) -> Result<Vec<NetworkInfo>, ExternalError> {
         Ok(self
             .networks
             .lock()
             .unwrap()
             .values()
-            .filter(|n| !n.external && (n.shared || caller.project_id.as_deref() == Some(n.project_id.as_str())))
+            .filter(|n| {
+                !n.external
+                    && (n.shared || caller.project_id.as_deref() == Some(n.project_id.as_str()))
+            })
             .cloned()
             .collect())
     }
 
-    async fn security_group_ids(&self, _caller: &AuthContext, names: &[String]) -> Result<Vec<String>, ExternalError> {
+    async fn security_group_ids(
+        &self,
+        _caller: &AuthContext,
+        names: &[String],
+    ) -> Result<Vec<String>, ExternalError> {
         let groups = self.security_groups.lock().unwrap();
         names
             .iter()
@@ -194,25 +248,39 @@ impl NetworkApi for FakeNetworks {
                     .find(|(id, group_name)| *id == other || *group_name == other)
                     .map(|(id, _)| id.clone())
                     .ok_or_else(|| {
-                        ExternalError::new(ExternalErrorKind::NotFound, format!("Security group {other} not found."))
+                        ExternalError::new(
+                            ExternalErrorKind::NotFound,
+                            format!("Security group {other} not found."),
+                        )
                     }),
             })
             .collect()
     }
 
-    async fn set_port_security_groups(&self, port_id: &str, group_ids: &[String]) -> Result<PortInfo, ExternalError> {
+    async fn set_port_security_groups(
+        &self,
+        port_id: &str,
+        group_ids: &[String],
+    ) -> Result<PortInfo, ExternalError> {
         self.port_mut(port_id, |port| {
             port.security_group_ids = group_ids.to_vec();
             port.clone()
         })
     }
 
-    async fn security_groups(&self, group_ids: &[String]) -> Result<Vec<SecurityGroupInfo>, ExternalError> {
+    async fn security_groups(
+        &self,
+        group_ids: &[String],
+    ) -> Result<Vec<SecurityGroupInfo>, ExternalError> {
         let groups = self.security_groups.lock().unwrap();
         Ok(group_ids
             .iter()
             .filter_map(|id| {
-                let name = if id == "default" { Some("default".to_owned()) } else { groups.get(id).cloned() }?;
+                let name = if id == "default" {
+                    Some("default".to_owned())
+                } else {
+                    groups.get(id).cloned()
+                }?;
                 // The fake `default` group admits what its members send, as
                 // Neutron's default group does for IPv4.
                 let rules = if id == "default" {
@@ -239,7 +307,10 @@ impl NetworkApi for FakeNetworks {
             .collect())
     }
 
-    async fn security_group_names(&self, group_ids: &[String]) -> Result<Vec<String>, ExternalError> {
+    async fn security_group_names(
+        &self,
+        group_ids: &[String],
+    ) -> Result<Vec<String>, ExternalError> {
         let groups = self.security_groups.lock().unwrap();
         Ok(group_ids
             .iter()
@@ -247,20 +318,42 @@ impl NetworkApi for FakeNetworks {
             .collect())
     }
 
-    async fn get_port(&self, _caller: &AuthContext, id: &str) -> Result<Option<PortInfo>, ExternalError> {
-        Ok(self.ports.lock().unwrap().iter().find(|p| p.id == id).cloned())
+    async fn get_port(
+        &self,
+        _caller: &AuthContext,
+        id: &str,
+    ) -> Result<Option<PortInfo>, ExternalError> {
+        Ok(self
+            .ports
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|p| p.id == id)
+            .cloned())
     }
 
     async fn create_port(&self, request: &PortRequest) -> Result<PortInfo, ExternalError> {
-        let network = self.networks.lock().unwrap().get(&request.network_id).cloned().ok_or_else(|| {
-            ExternalError::new(ExternalErrorKind::NotFound, format!("Network {} could not be found.", request.network_id))
-        })?;
+        let network = self
+            .networks
+            .lock()
+            .unwrap()
+            .get(&request.network_id)
+            .cloned()
+            .ok_or_else(|| {
+                ExternalError::new(
+                    ExternalErrorKind::NotFound,
+                    format!("Network {} could not be found.", request.network_id),
+                )
+            })?;
         let n = {
             let mut next = self.next_address.lock().unwrap();
             *next += 1;
             *next
         };
-        let ip = request.fixed_ip.clone().unwrap_or_else(|| format!("10.0.{}.{}", n / 250, n % 250 + 2));
+        let ip = request
+            .fixed_ip
+            .clone()
+            .unwrap_or_else(|| format!("10.0.{}.{}", n / 250, n % 250 + 2));
         let port = PortInfo {
             id: uuid::Uuid::new_v4().to_string(),
             network_id: network.id.clone(),
@@ -290,7 +383,12 @@ impl NetworkApi for FakeNetworks {
         Ok(port)
     }
 
-    async fn claim_port(&self, port_id: &str, device_id: &str, device_owner: &str) -> Result<PortInfo, ExternalError> {
+    async fn claim_port(
+        &self,
+        port_id: &str,
+        device_id: &str,
+        device_owner: &str,
+    ) -> Result<PortInfo, ExternalError> {
         self.port_mut(port_id, |port| {
             if !port.device_id.is_empty() && port.device_id != device_id {
                 return Err(ExternalError::new(
@@ -338,10 +436,21 @@ impl NetworkApi for FakeNetworks {
     }
 
     async fn ports_for_device(&self, device_id: &str) -> Result<Vec<PortInfo>, ExternalError> {
-        Ok(self.ports.lock().unwrap().iter().filter(|p| p.device_id == device_id).cloned().collect())
+        Ok(self
+            .ports
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.device_id == device_id)
+            .cloned()
+            .collect())
     }
 
-    async fn port_by_ip(&self, network_id: &str, ip: &str) -> Result<Option<PortInfo>, ExternalError> {
+    async fn port_by_ip(
+        &self,
+        network_id: &str,
+        ip: &str,
+    ) -> Result<Option<PortInfo>, ExternalError> {
         Ok(self
             .ports
             .lock()
@@ -352,7 +461,13 @@ impl NetworkApi for FakeNetworks {
     }
 
     async fn router_network_ids(&self, router_id: &str) -> Result<Vec<String>, ExternalError> {
-        Ok(self.routers.lock().unwrap().get(router_id).cloned().unwrap_or_default())
+        Ok(self
+            .routers
+            .lock()
+            .unwrap()
+            .get(router_id)
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
@@ -383,5 +498,10 @@ pub async fn backends(store: Store, host: &str) -> TestBackends {
         driver: driver.clone(),
         host: host.to_owned(),
     };
-    TestBackends { images, networks, driver, backends }
+    TestBackends {
+        images,
+        networks,
+        driver,
+        backends,
+    }
 }

@@ -17,7 +17,10 @@ async fn cloud() -> Cloud {
     let cloud = Cloud::start().await;
     cloud.service.start_host().await.expect("host registers");
     cloud.fakes.images.add(IMAGE, "cirros");
-    cloud.fakes.networks.add(NETWORK, "private", &cloud.demo_project, false);
+    cloud
+        .fakes
+        .networks
+        .add(NETWORK, "private", &cloud.demo_project, false);
     cloud
 }
 
@@ -32,11 +35,25 @@ fn message(reply: &Reply) -> String {
 }
 
 async fn create_aggregate(cloud: &Cloud, body: Value) -> Reply {
-    cloud.post("/v2.1/os-aggregates", &cloud.admin, "2.41", json!({"aggregate": body})).await
+    cloud
+        .post(
+            "/v2.1/os-aggregates",
+            &cloud.admin,
+            "2.41",
+            json!({"aggregate": body}),
+        )
+        .await
 }
 
 async fn aggregate_action(cloud: &Cloud, id: i64, body: Value) -> Reply {
-    cloud.post(&format!("/v2.1/os-aggregates/{id}/action"), &cloud.admin, "2.41", body).await
+    cloud
+        .post(
+            &format!("/v2.1/os-aggregates/{id}/action"),
+            &cloud.admin,
+            "2.41",
+            body,
+        )
+        .await
 }
 
 #[tokio::test]
@@ -45,25 +62,44 @@ async fn aggregate_crud_and_views() {
     let created = create_aggregate(&cloud, json!({"name": "rack1"})).await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
     let aggregate = &created.body["aggregate"];
-    assert!(aggregate.get("hosts").is_none(), "create has no hosts: {aggregate}");
+    assert!(
+        aggregate.get("hosts").is_none(),
+        "create has no hosts: {aggregate}"
+    );
     assert_eq!(aggregate["availability_zone"], Value::Null);
     assert_eq!(aggregate["deleted"], false);
     assert!(aggregate["uuid"].is_string());
     let id = aggregate["id"].as_i64().expect("integer id");
 
-    let old = cloud.get(&format!("/v2.1/os-aggregates/{id}"), &cloud.admin, "2.40").await;
+    let old = cloud
+        .get(&format!("/v2.1/os-aggregates/{id}"), &cloud.admin, "2.40")
+        .await;
     assert!(old.body["aggregate"].get("uuid").is_none());
     assert_eq!(old.body["aggregate"]["hosts"], json!([]));
 
     let duplicate = create_aggregate(&cloud, json!({"name": "rack1"})).await;
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
     assert_eq!(message(&duplicate), "Aggregate rack1 already exists.");
-    for bad in [json!({"name": ""}), json!({"name": "x".repeat(256)}), json!({"name": "a", "extra": 1}), json!({})] {
-        assert_eq!(create_aggregate(&cloud, bad.clone()).await.status, StatusCode::BAD_REQUEST, "{bad}");
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "x".repeat(256)}),
+        json!({"name": "a", "extra": 1}),
+        json!({}),
+    ] {
+        assert_eq!(
+            create_aggregate(&cloud, bad.clone()).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
     }
 
     let updated = cloud
-        .put(&format!("/v2.1/os-aggregates/{id}"), &cloud.admin, "2.41", json!({"aggregate": {"name": "rack2"}}))
+        .put(
+            &format!("/v2.1/os-aggregates/{id}"),
+            &cloud.admin,
+            "2.41",
+            json!({"aggregate": {"name": "rack2"}}),
+        )
         .await;
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
     assert_eq!(updated.body["aggregate"]["name"], "rack2");
@@ -74,12 +110,18 @@ async fn aggregate_crud_and_views() {
 
     let user = cloud.get("/v2.1/os-aggregates", &cloud.demo, "2.41").await;
     assert_eq!(user.status, StatusCode::FORBIDDEN);
-    let missing = cloud.get("/v2.1/os-aggregates/999", &cloud.admin, "2.41").await;
+    let missing = cloud
+        .get("/v2.1/os-aggregates/999", &cloud.admin, "2.41")
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
-    let deleted = cloud.delete(&format!("/v2.1/os-aggregates/{id}"), &cloud.admin, "2.41").await;
+    let deleted = cloud
+        .delete(&format!("/v2.1/os-aggregates/{id}"), &cloud.admin, "2.41")
+        .await;
     assert_eq!(deleted.status, StatusCode::OK);
-    let gone = cloud.get(&format!("/v2.1/os-aggregates/{id}"), &cloud.admin, "2.41").await;
+    let gone = cloud
+        .get(&format!("/v2.1/os-aggregates/{id}"), &cloud.admin, "2.41")
+        .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
 
@@ -96,15 +138,33 @@ async fn aggregate_hosts_and_metadata() {
     assert_eq!(again.status, StatusCode::CONFLICT);
     let unknown = aggregate_action(&cloud, id, json!({"add_host": {"host": "nosuchhost"}})).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    assert_eq!(message(&unknown), "Compute host nosuchhost could not be found.");
+    assert_eq!(
+        message(&unknown),
+        "Compute host nosuchhost could not be found."
+    );
 
-    let not_empty = cloud.delete(&format!("/v2.1/os-aggregates/{id}"), &cloud.admin, "2.41").await;
+    let not_empty = cloud
+        .delete(&format!("/v2.1/os-aggregates/{id}"), &cloud.admin, "2.41")
+        .await;
     assert_eq!(not_empty.status, StatusCode::BAD_REQUEST);
 
-    let metadata = aggregate_action(&cloud, id, json!({"set_metadata": {"metadata": {"ssd": "true", "gone": null}}})).await;
+    let metadata = aggregate_action(
+        &cloud,
+        id,
+        json!({"set_metadata": {"metadata": {"ssd": "true", "gone": null}}}),
+    )
+    .await;
     assert_eq!(metadata.status, StatusCode::OK, "{}", metadata.body);
-    assert_eq!(metadata.body["aggregate"]["metadata"], json!({"ssd": "true"}));
-    let cleared = aggregate_action(&cloud, id, json!({"set_metadata": {"metadata": {"ssd": null}}})).await;
+    assert_eq!(
+        metadata.body["aggregate"]["metadata"],
+        json!({"ssd": "true"})
+    );
+    let cleared = aggregate_action(
+        &cloud,
+        id,
+        json!({"set_metadata": {"metadata": {"ssd": null}}}),
+    )
+    .await;
     assert_eq!(cleared.body["aggregate"]["metadata"], json!({}));
 
     let removed = aggregate_action(&cloud, id, json!({"remove_host": {"host": "node1"}})).await;
@@ -117,18 +177,26 @@ async fn aggregate_hosts_and_metadata() {
 #[tokio::test]
 async fn aggregate_zone_moves_host() {
     let cloud = cloud().await;
-    let created = create_aggregate(&cloud, json!({"name": "edge", "availability_zone": "az-edge"})).await;
+    let created = create_aggregate(
+        &cloud,
+        json!({"name": "edge", "availability_zone": "az-edge"}),
+    )
+    .await;
     assert_eq!(created.body["aggregate"]["availability_zone"], "az-edge");
     let id = created.body["aggregate"]["id"].as_i64().unwrap();
 
     // A zone without hosts is not available to servers yet.
     let body = json!({"server": {"name": "vm", "imageRef": IMAGE, "flavorRef": "42",
         "networks": [{"uuid": NETWORK}], "availability_zone": "az-edge"}});
-    let early = cloud.post("/v2.1/servers", &cloud.demo, "2.85", body.clone()).await;
+    let early = cloud
+        .post("/v2.1/servers", &cloud.demo, "2.85", body.clone())
+        .await;
     assert_eq!(early.status, StatusCode::BAD_REQUEST, "{}", early.body);
 
     aggregate_action(&cloud, id, json!({"add_host": {"host": "node1"}})).await;
-    let zones = cloud.get("/v2.1/os-availability-zone", &cloud.demo, "2.1").await;
+    let zones = cloud
+        .get("/v2.1/os-availability-zone", &cloud.demo, "2.1")
+        .await;
     let names: Vec<&str> = zones.body["availabilityZoneInfo"]
         .as_array()
         .unwrap()
@@ -136,7 +204,9 @@ async fn aggregate_zone_moves_host() {
         .map(|zone| zone["zoneName"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["az-edge"], "{}", zones.body);
-    let detail = cloud.get("/v2.1/os-availability-zone/detail", &cloud.admin, "2.1").await;
+    let detail = cloud
+        .get("/v2.1/os-availability-zone/detail", &cloud.admin, "2.1")
+        .await;
     let edge = detail.body["availabilityZoneInfo"]
         .as_array()
         .unwrap()
@@ -145,15 +215,23 @@ async fn aggregate_zone_moves_host() {
         .cloned()
         .expect("az-edge in detail");
     assert!(edge["hosts"]["node1"]["nova-compute"].is_object(), "{edge}");
-    let services = cloud.get("/v2.1/os-services?binary=nova-compute", &cloud.admin, "2.1").await;
-    assert_eq!(services.body["services"][0]["zone"], "az-edge", "{}", services.body);
+    let services = cloud
+        .get("/v2.1/os-services?binary=nova-compute", &cloud.admin, "2.1")
+        .await;
+    assert_eq!(
+        services.body["services"][0]["zone"], "az-edge",
+        "{}",
+        services.body
+    );
 
     let created = cloud.post("/v2.1/servers", &cloud.demo, "2.85", body).await;
     assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
     let server_id = created.body["server"]["id"].as_str().unwrap().to_owned();
     let mut zone = Value::Null;
     for _ in 0..200 {
-        let shown = cloud.get(&format!("/v2.1/servers/{server_id}"), &cloud.admin, "2.85").await;
+        let shown = cloud
+            .get(&format!("/v2.1/servers/{server_id}"), &cloud.admin, "2.85")
+            .await;
         if shown.body["server"]["status"] == "ACTIVE" {
             zone = shown.body["server"]["OS-EXT-AZ:availability_zone"].clone();
             break;
@@ -163,8 +241,17 @@ async fn aggregate_zone_moves_host() {
     assert_eq!(zone, "az-edge");
 
     // The host cannot join a second aggregate with another zone.
-    let other = create_aggregate(&cloud, json!({"name": "core", "availability_zone": "az-core"})).await;
+    let other = create_aggregate(
+        &cloud,
+        json!({"name": "core", "availability_zone": "az-core"}),
+    )
+    .await;
     let other_id = other.body["aggregate"]["id"].as_i64().unwrap();
     let conflict = aggregate_action(&cloud, other_id, json!({"add_host": {"host": "node1"}})).await;
-    assert_eq!(conflict.status, StatusCode::BAD_REQUEST, "{}", conflict.body);
+    assert_eq!(
+        conflict.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        conflict.body
+    );
 }

@@ -23,7 +23,9 @@ async fn group(rig: &Rig, policy: &str, rules: BTreeMap<String, serde_json::Valu
         rules,
         created_at: 0,
     };
-    server_group::insert(rig.service.pool(), &group).await.expect("group stored");
+    server_group::insert(rig.service.pool(), &group)
+        .await
+        .expect("group stored");
     group.id
 }
 
@@ -63,7 +65,10 @@ async fn anti_affinity_spreads_members() {
     let third = build_member(&rig, "s3", &group_id).await;
     assert_eq!(third.vm_state, VmState::Error);
     let message = third.fault.expect("fault").message;
-    assert!(message.contains("ServerGroupAntiAffinityFilter removed all hosts"), "{message}");
+    assert!(
+        message.contains("ServerGroupAntiAffinityFilter removed all hosts"),
+        "{message}"
+    );
     assert!(message.contains(&group_id), "{message}");
 }
 
@@ -77,7 +82,11 @@ async fn max_server_per_host_allows_more() {
     assert_eq!(first.host.as_deref(), Some("node1"));
     assert_eq!(second.host.as_deref(), Some("node1"));
     let third = build_member(&rig, "m3", &group_id).await;
-    assert_eq!(third.vm_state, VmState::Error, "a third member exceeds the rule");
+    assert_eq!(
+        third.vm_state,
+        VmState::Error,
+        "a third member exceeds the rule"
+    );
 }
 
 #[tokio::test]

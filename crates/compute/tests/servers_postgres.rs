@@ -22,7 +22,9 @@ fn postgres_url() -> Option<String> {
             panic!("CI must set OXSTACK_TEST_POSTGRES_URL so the PostgreSQL tests run")
         }
         _ => {
-            eprintln!("OXSTACK_TEST_POSTGRES_URL is not set; PostgreSQL test not run (tests/run sets it)");
+            eprintln!(
+                "OXSTACK_TEST_POSTGRES_URL is not set; PostgreSQL test not run (tests/run sets it)"
+            );
             None
         }
     }
@@ -38,9 +40,19 @@ async fn servers_run_on_postgres() {
     let cloud = Cloud::start_postgres(&url).await;
     cloud.service.start_host().await.expect("host registers");
     cloud.fakes.images.add(IMAGE, "cirros");
-    cloud.fakes.networks.add(NETWORK, "private", &cloud.demo_project, false);
+    cloud
+        .fakes
+        .networks
+        .add(NETWORK, "private", &cloud.demo_project, false);
     let path = format!("/v2.1/os-quota-sets/{}", cloud.demo_project);
-    let reply = cloud.put(&path, &cloud.admin, "2.85", json!({"quota_set": {"instances": 2}})).await;
+    let reply = cloud
+        .put(
+            &path,
+            &cloud.admin,
+            "2.85",
+            json!({"quota_set": {"instances": 2}}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 
     // Eight creates at once on separate threads: the advisory lock lets two
@@ -50,15 +62,37 @@ async fn servers_run_on_postgres() {
     for index in 0..8 {
         let cloud = cloud.clone();
         tasks.push(tokio::spawn(async move {
-            cloud.post("/v2.1/servers", &cloud.demo, "2.85", server_body(&format!("pg{index}"))).await.status
+            cloud
+                .post(
+                    "/v2.1/servers",
+                    &cloud.demo,
+                    "2.85",
+                    server_body(&format!("pg{index}")),
+                )
+                .await
+                .status
         }));
     }
     let mut statuses = Vec::new();
     for task in tasks {
         statuses.push(task.await.expect("create task"));
     }
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::ACCEPTED).count(), 2, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::FORBIDDEN).count(), 6, "{statuses:?}");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::ACCEPTED)
+            .count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::FORBIDDEN)
+            .count(),
+        6,
+        "{statuses:?}"
+    );
 
     let list = cloud.get("/v2.1/servers/detail", &cloud.demo, "2.85").await;
     let servers = list.body["servers"].as_array().expect("servers").clone();
@@ -66,7 +100,11 @@ async fn servers_run_on_postgres() {
     let id = servers[0]["id"].as_str().unwrap().to_owned();
     let mut status = Value::Null;
     for _ in 0..200 {
-        status = cloud.get(&format!("/v2.1/servers/{id}"), &cloud.demo, "2.85").await.body["server"]["status"].clone();
+        status = cloud
+            .get(&format!("/v2.1/servers/{id}"), &cloud.demo, "2.85")
+            .await
+            .body["server"]["status"]
+            .clone();
         if status == "ACTIVE" {
             break;
         }

@@ -60,9 +60,13 @@ impl AuthContext {
             ..Default::default()
         };
         if let Some(domain) = &self.project_domain_id {
-            credentials.extra.insert("project_domain_id".into(), domain.clone().into());
+            credentials
+                .extra
+                .insert("project_domain_id".into(), domain.clone().into());
         }
-        credentials.extra.insert("user_domain_id".into(), self.user_domain_id.clone().into());
+        credentials
+            .extra
+            .insert("user_domain_id".into(), self.user_domain_id.clone().into());
         credentials
     }
 }

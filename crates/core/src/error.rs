@@ -82,7 +82,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError { kind, message: message.into(), error_type: None, internal: None }
+        ApiError {
+            kind,
+            message: message.into(),
+            error_type: None,
+            internal: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -194,9 +199,10 @@ pub fn render(service: ServiceKind, error: &ApiError, accept: Option<&str>) -> R
     };
     let mut response = (status, axum::Json(body)).into_response();
     if service == ServiceKind::Identity && status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Keystone uri=\"/v3\""));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Keystone uri=\"/v3\""),
+        );
     }
     response
 }
@@ -204,9 +210,10 @@ pub fn render(service: ServiceKind, error: &ApiError, accept: Option<&str>) -> R
 fn plain_glance_error(status: StatusCode, reason: &str, message: &str) -> Response {
     let text = format!("{} {}\n\n{}\n", status.as_u16(), reason, message);
     let mut response = (status, text).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
     response
 }
 
@@ -276,7 +283,9 @@ mod tests {
     use super::*;
 
     async fn body_json(response: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
@@ -293,19 +302,29 @@ mod tests {
 
     #[tokio::test]
     async fn identity_unauthorized_carries_www_authenticate() {
-        let response = render(ServiceKind::Identity, &ApiError::unauthenticated("no"), None);
+        let response = render(
+            ServiceKind::Identity,
+            &ApiError::unauthenticated("no"),
+            None,
+        );
         assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
     }
 
     #[tokio::test]
     async fn compute_error_uses_fault_name() {
-        let body = body_json(render(ServiceKind::Compute, &ApiError::conflict("locked"), None)).await;
+        let body = body_json(render(
+            ServiceKind::Compute,
+            &ApiError::conflict("locked"),
+            None,
+        ))
+        .await;
         assert_eq!(body["conflictingRequest"]["code"], 409);
     }
 
     #[tokio::test]
     async fn network_error_keeps_exception_type() {
-        let error = ApiError::not_found("Network x could not be found.").with_type("NetworkNotFound");
+        let error =
+            ApiError::not_found("Network x could not be found.").with_type("NetworkNotFound");
         let body = body_json(render(ServiceKind::Network, &error, None)).await;
         assert_eq!(body["NeutronError"]["type"], "NetworkNotFound");
     }
@@ -317,10 +336,16 @@ mod tests {
         assert_eq!(body_json(json).await["code"], "404 Not Found");
         for accept in [None, Some(""), Some("*/*")] {
             let response = render(ServiceKind::Image, &error, accept);
-            assert_eq!(body_json(response).await["message"], "No image found with ID x");
+            assert_eq!(
+                body_json(response).await["message"],
+                "No image found with ID x"
+            );
         }
         let plain = render(ServiceKind::Image, &error, Some("text/plain"));
-        let ctype = plain.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
+        let ctype = plain.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(ctype.starts_with("text/plain"), "{ctype}");
     }
 

@@ -69,7 +69,12 @@ impl Metrics {
             "Time from request to response headers",
             latency.clone(),
         );
-        Metrics { registry: Arc::new(Mutex::new(registry)), requests, errors, latency }
+        Metrics {
+            registry: Arc::new(Mutex::new(registry)),
+            requests,
+            errors,
+            latency,
+        }
     }
 
     fn observe(&self, service: ServiceKind, method: &str, route: &str, status: u16, secs: f64) {
@@ -94,7 +99,10 @@ impl Metrics {
     /// Renders every metric in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut text = String::new();
-        let registry = self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &registry);
         text
@@ -118,14 +126,23 @@ pub async fn record(
         .unwrap_or_else(|| "unmatched".to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    metrics.observe(service, &method, &route, status, started.elapsed().as_secs_f64());
+    metrics.observe(
+        service,
+        &method,
+        &route,
+        status,
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 
 /// Handler for `GET /metrics`.
 pub async fn serve(State(metrics): State<Metrics>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         metrics.render(),
     )
         .into_response()

@@ -27,7 +27,10 @@ impl Microversion {
 
     pub fn parse(text: &str) -> Option<Self> {
         let (major, minor) = text.trim().split_once('.')?;
-        Some(Microversion { major: major.parse().ok()?, minor: minor.parse().ok()? })
+        Some(Microversion {
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
+        })
     }
 
     /// True when the negotiated version is at least `major.minor`.
@@ -87,7 +90,10 @@ impl VersionRange {
             let Ok(text) = value.to_str() else { continue };
             for entry in text.split(',') {
                 let mut words = entry.split_whitespace();
-                if words.next().is_some_and(|s| s.eq_ignore_ascii_case(self.service)) {
+                if words
+                    .next()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(self.service))
+                {
                     if let Some(version) = words.next() {
                         return Some(version.to_owned());
                     }
@@ -95,7 +101,11 @@ impl VersionRange {
             }
         }
         let legacy = self.legacy_header?;
-        headers.get(legacy)?.to_str().ok().map(|v| v.trim().to_owned())
+        headers
+            .get(legacy)?
+            .to_str()
+            .ok()
+            .map(|v| v.trim().to_owned())
     }
 
     fn echo(&self, headers: &mut HeaderMap, version: Microversion) {
@@ -156,7 +166,10 @@ mod tests {
 
     #[test]
     fn missing_header_means_minimum() {
-        assert_eq!(NOVA.negotiate(&HeaderMap::new()).unwrap(), Microversion::new(2, 1));
+        assert_eq!(
+            NOVA.negotiate(&HeaderMap::new()).unwrap(),
+            Microversion::new(2, 1)
+        );
     }
 
     #[test]
@@ -182,7 +195,11 @@ mod tests {
         let h = headers(&[("openstack-api-version", "compute 2.200")]);
         let error = NOVA.negotiate(&h).unwrap_err();
         assert_eq!(error.kind, ErrorKind::NotAcceptable);
-        assert!(error.message.contains("maximum is 2.60"), "{}", error.message);
+        assert!(
+            error.message.contains("maximum is 2.60"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

@@ -54,9 +54,9 @@ pub fn paginate<T>(
         None => 0,
         Some(marker) => {
             let position = items.iter().position(|item| id_of(item) == marker);
-            position.map(|p| p + 1).ok_or_else(|| {
-                ApiError::bad_request(format!("marker [{marker}] not found"))
-            })?
+            position
+                .map(|p| p + 1)
+                .ok_or_else(|| ApiError::bad_request(format!("marker [{marker}] not found")))?
         }
     };
     let mut items: Vec<T> = items.into_iter().skip(start).collect();
@@ -110,7 +110,10 @@ mod tests {
     }
 
     fn page(limit: Option<usize>, marker: Option<&str>) -> PageRequest {
-        PageRequest { limit, marker: marker.map(str::to_owned) }
+        PageRequest {
+            limit,
+            marker: marker.map(str::to_owned),
+        }
     }
 
     #[test]
@@ -136,7 +139,10 @@ mod tests {
     #[test]
     fn limit_is_capped_and_validated() {
         let pairs = vec![("limit".to_owned(), "5000".to_owned())];
-        assert_eq!(PageRequest::from_query(&pairs, 1000).unwrap().limit, Some(1000));
+        assert_eq!(
+            PageRequest::from_query(&pairs, 1000).unwrap().limit,
+            Some(1000)
+        );
         let bad = vec![("limit".to_owned(), "-1".to_owned())];
         assert!(PageRequest::from_query(&bad, 1000).is_err());
     }

@@ -100,17 +100,24 @@ pub async fn read_json<S: Send + Sync>(request: Request, state: &S) -> Result<Va
             ));
         }
     }
-    let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-        ApiError::bad_request(format!("Could not read the request body: {rejection}"))
-    })?;
+    let bytes = Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            ApiError::bad_request(format!("Could not read the request body: {rejection}"))
+        })?;
     if bytes.len() > MAX_JSON_BODY {
         return Err(ApiError::new(
             ErrorKind::PayloadTooLarge,
-            format!("Request body is {} bytes; the limit is {MAX_JSON_BODY}.", bytes.len()),
+            format!(
+                "Request body is {} bytes; the limit is {MAX_JSON_BODY}.",
+                bytes.len()
+            ),
         ));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("The request body is empty; send a JSON object."));
+        return Err(ApiError::bad_request(
+            "The request body is empty; send a JSON object.",
+        ));
     }
     serde_json::from_slice(&bytes).map_err(|error| {
         ApiError::bad_request(format!("Malformed JSON in the request body: {error}"))
@@ -142,24 +149,29 @@ mod tests {
         user: Value,
     }
 
-    body_schema!(Wrapper, json!({
-        "type": "object",
-        "properties": {
-            "user": {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 8},
-                    "enabled": {"type": "boolean"}
-                },
-                "required": ["name"]
-            }
-        },
-        "required": ["user"]
-    }));
+    body_schema!(
+        Wrapper,
+        json!({
+            "type": "object",
+            "properties": {
+                "user": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1, "maxLength": 8},
+                        "enabled": {"type": "boolean"}
+                    },
+                    "required": ["name"]
+                }
+            },
+            "required": ["user"]
+        })
+    );
 
     #[test]
     fn too_long_value_names_field() {
-        let error = Wrapper::schema().check(&json!({"user": {"name": "abcdefghijk"}})).unwrap_err();
+        let error = Wrapper::schema()
+            .check(&json!({"user": {"name": "abcdefghijk"}}))
+            .unwrap_err();
         assert_eq!(error.kind, ErrorKind::BadRequest);
         assert!(error.message.contains("'user.name'"), "{}", error.message);
     }
@@ -168,7 +180,11 @@ mod tests {
     fn wrong_type_names_field() {
         let body = json!({"user": {"name": "a", "enabled": "yes"}});
         let error = Wrapper::schema().check(&body).unwrap_err();
-        assert!(error.message.contains("'user.enabled'"), "{}", error.message);
+        assert!(
+            error.message.contains("'user.enabled'"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
@@ -179,6 +195,8 @@ mod tests {
 
     #[test]
     fn valid_body_passes() {
-        assert!(Wrapper::schema().check(&json!({"user": {"name": "dan"}})).is_ok());
+        assert!(Wrapper::schema()
+            .check(&json!({"user": {"name": "dan"}}))
+            .is_ok());
     }
 }

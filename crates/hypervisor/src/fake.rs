@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::{
-    CpuDiagnostics, Diagnostics, DiskDiagnostics, Driver, DriverError, HostResources, InstanceInfo, InstanceSpec,
-    NicDiagnostics, PowerState,
+    CpuDiagnostics, Diagnostics, DiskDiagnostics, Driver, DriverError, HostResources, InstanceInfo,
+    InstanceSpec, NicDiagnostics, PowerState,
 };
 
 /// An in-memory host with the resources it was created with.
@@ -35,12 +35,22 @@ impl FakeDriver {
     }
 
     pub fn with_resources(resources: HostResources) -> Self {
-        FakeDriver { resources, instances: Mutex::new(BTreeMap::new()) }
+        FakeDriver {
+            resources,
+            instances: Mutex::new(BTreeMap::new()),
+        }
     }
 
-    fn set_power(&self, uuid: &str, from: &[PowerState], to: PowerState) -> Result<(), DriverError> {
+    fn set_power(
+        &self,
+        uuid: &str,
+        from: &[PowerState],
+        to: PowerState,
+    ) -> Result<(), DriverError> {
         let mut instances = self.instances.lock().expect("fake driver lock");
-        let instance = instances.get_mut(uuid).ok_or_else(|| DriverError::NotFound(uuid.to_owned()))?;
+        let instance = instances
+            .get_mut(uuid)
+            .ok_or_else(|| DriverError::NotFound(uuid.to_owned()))?;
         if instance.power != to && !from.contains(&instance.power) {
             return Err(DriverError::Failed(format!(
                 "instance {uuid} is {:?}; it cannot become {to:?}",
@@ -70,25 +80,43 @@ impl Driver for FakeDriver {
 
     async fn spawn(&self, spec: &InstanceSpec) -> Result<(), DriverError> {
         let mut instances = self.instances.lock().expect("fake driver lock");
-        instances.insert(spec.uuid.clone(), FakeInstance { spec: spec.clone(), power: PowerState::Running });
+        instances.insert(
+            spec.uuid.clone(),
+            FakeInstance {
+                spec: spec.clone(),
+                power: PowerState::Running,
+            },
+        );
         Ok(())
     }
 
     async fn destroy(&self, uuid: &str) -> Result<(), DriverError> {
-        self.instances.lock().expect("fake driver lock").remove(uuid);
+        self.instances
+            .lock()
+            .expect("fake driver lock")
+            .remove(uuid);
         Ok(())
     }
 
     async fn power_off(&self, uuid: &str, _timeout: Duration) -> Result<(), DriverError> {
         self.set_power(
             uuid,
-            &[PowerState::Running, PowerState::Paused, PowerState::Crashed, PowerState::Suspended],
+            &[
+                PowerState::Running,
+                PowerState::Paused,
+                PowerState::Crashed,
+                PowerState::Suspended,
+            ],
             PowerState::Shutdown,
         )
     }
 
     async fn power_on(&self, uuid: &str) -> Result<(), DriverError> {
-        self.set_power(uuid, &[PowerState::Shutdown, PowerState::Crashed], PowerState::Running)
+        self.set_power(
+            uuid,
+            &[PowerState::Shutdown, PowerState::Crashed],
+            PowerState::Running,
+        )
     }
 
     async fn reboot(&self, uuid: &str, _hard: bool) -> Result<(), DriverError> {
@@ -96,7 +124,13 @@ impl Driver for FakeDriver {
         // Nova allows a hard reboot of a paused or suspended server.
         self.set_power(
             uuid,
-            &[PowerState::Running, PowerState::Shutdown, PowerState::Crashed, PowerState::Paused, PowerState::Suspended],
+            &[
+                PowerState::Running,
+                PowerState::Shutdown,
+                PowerState::Crashed,
+                PowerState::Paused,
+                PowerState::Suspended,
+            ],
             PowerState::Running,
         )
     }
@@ -110,7 +144,11 @@ impl Driver for FakeDriver {
     }
 
     async fn suspend(&self, uuid: &str) -> Result<(), DriverError> {
-        self.set_power(uuid, &[PowerState::Running, PowerState::Paused], PowerState::Suspended)
+        self.set_power(
+            uuid,
+            &[PowerState::Running, PowerState::Paused],
+            PowerState::Suspended,
+        )
     }
 
     async fn resume(&self, uuid: &str) -> Result<(), DriverError> {
@@ -119,23 +157,42 @@ impl Driver for FakeDriver {
 
     async fn info(&self, uuid: &str) -> Result<InstanceInfo, DriverError> {
         let instances = self.instances.lock().expect("fake driver lock");
-        let instance = instances.get(uuid).ok_or_else(|| DriverError::NotFound(uuid.to_owned()))?;
-        Ok(InstanceInfo { power_state: instance.power })
+        let instance = instances
+            .get(uuid)
+            .ok_or_else(|| DriverError::NotFound(uuid.to_owned()))?;
+        Ok(InstanceInfo {
+            power_state: instance.power,
+        })
     }
 
     async fn list(&self) -> Result<Vec<(String, PowerState)>, DriverError> {
         let instances = self.instances.lock().expect("fake driver lock");
-        Ok(instances.iter().map(|(uuid, instance)| (uuid.clone(), instance.power)).collect())
+        Ok(instances
+            .iter()
+            .map(|(uuid, instance)| (uuid.clone(), instance.power))
+            .collect())
     }
 
-    async fn console_output(&self, uuid: &str, length: Option<usize>) -> Result<String, DriverError> {
+    async fn console_output(
+        &self,
+        uuid: &str,
+        length: Option<usize>,
+    ) -> Result<String, DriverError> {
         let instances = self.instances.lock().expect("fake driver lock");
-        let instance = instances.get(uuid).ok_or_else(|| DriverError::NotFound(uuid.to_owned()))?;
+        let instance = instances
+            .get(uuid)
+            .ok_or_else(|| DriverError::NotFound(uuid.to_owned()))?;
         // Nova's fake driver answers a fixed text; this one names the
         // instance so a test can tell two consoles apart.
         let lines = [
-            format!("fake console of {} ({})", instance.spec.name, instance.spec.uuid),
-            format!("{} vCPU, {} MiB", instance.spec.vcpus, instance.spec.memory_mb),
+            format!(
+                "fake console of {} ({})",
+                instance.spec.name, instance.spec.uuid
+            ),
+            format!(
+                "{} vCPU, {} MiB",
+                instance.spec.vcpus, instance.spec.memory_mb
+            ),
             "login:".to_owned(),
         ];
         let keep = length.unwrap_or(lines.len()).min(lines.len());
@@ -146,10 +203,16 @@ impl Driver for FakeDriver {
     /// fake driver reports fixed numbers.
     async fn diagnostics(&self, uuid: &str) -> Result<Diagnostics, DriverError> {
         let instances = self.instances.lock().expect("fake driver lock");
-        let instance = instances.get(uuid).ok_or_else(|| DriverError::NotFound(uuid.to_owned()))?;
+        let instance = instances
+            .get(uuid)
+            .ok_or_else(|| DriverError::NotFound(uuid.to_owned()))?;
         let spec = &instance.spec;
         let cpus = (0..spec.vcpus)
-            .map(|id| CpuDiagnostics { id, time_ns: Some(17_300_000_000), utilisation: Some(15) })
+            .map(|id| CpuDiagnostics {
+                id,
+                time_ns: Some(17_300_000_000),
+                utilisation: Some(15),
+            })
             .collect();
         let nics = spec
             .vifs

@@ -218,13 +218,20 @@ pub trait Driver: Send + Sync {
     async fn list(&self) -> Result<Vec<(String, PowerState)>, DriverError>;
 
     /// The serial console's output; `length` keeps only the last lines.
-    async fn console_output(&self, uuid: &str, length: Option<usize>) -> Result<String, DriverError>;
+    async fn console_output(
+        &self,
+        uuid: &str,
+        length: Option<usize>,
+    ) -> Result<String, DriverError>;
 
     /// Returns the instance's diagnostics. The default reports only the
     /// power state from [`Driver::info`], and drivers override it.
     async fn diagnostics(&self, uuid: &str) -> Result<Diagnostics, DriverError> {
         let info = self.info(uuid).await?;
-        Ok(Diagnostics { power_state: info.power_state, ..Diagnostics::default() })
+        Ok(Diagnostics {
+            power_state: info.power_state,
+            ..Diagnostics::default()
+        })
     }
 }
 

@@ -43,14 +43,17 @@ pub async fn run(
 ) -> Result<Bootstrapped, ApiError> {
     let pool = identity.pool();
     if domains::get(pool, DEFAULT_DOMAIN_ID).await?.is_none() {
-        domains::insert(pool, &domains::Domain {
-            id: DEFAULT_DOMAIN_ID.into(),
-            name: "Default".into(),
-            description: "The default domain".into(),
-            enabled: true,
-            tags: json!([]),
-            options: json!({}),
-        })
+        domains::insert(
+            pool,
+            &domains::Domain {
+                id: DEFAULT_DOMAIN_ID.into(),
+                name: "Default".into(),
+                description: "The default domain".into(),
+                enabled: true,
+                tags: json!([]),
+                options: json!({}),
+            },
+        )
         .await?;
     }
 
@@ -125,20 +128,37 @@ pub async fn run(
     }
 
     for entry in services {
-        let interfaces: Vec<(&str, String)> =
-            ["public", "internal", "admin"].iter().map(|i| (*i, entry.url.clone())).collect();
-        catalog::ensure_service(pool, entry.service_type, entry.name, &identity.config.region, &interfaces).await?;
+        let interfaces: Vec<(&str, String)> = ["public", "internal", "admin"]
+            .iter()
+            .map(|i| (*i, entry.url.clone()))
+            .collect();
+        catalog::ensure_service(
+            pool,
+            entry.service_type,
+            entry.name,
+            &identity.config.region,
+            &interfaces,
+        )
+        .await?;
     }
 
     if created {
         tracing::info!(user_id = %user_id, project_id = %project_id, "bootstrapped identity");
     }
-    Ok(Bootstrapped { admin_user_id: user_id, admin_project_id: project_id, created })
+    Ok(Bootstrapped {
+        admin_user_id: user_id,
+        admin_project_id: project_id,
+        created,
+    })
 }
 
 async fn ensure_role(identity: &Identity, name: &str) -> Result<String, ApiError> {
     let pool = identity.pool();
-    if let Some(role) = roles::list(pool, Some(name), None).await?.into_iter().next() {
+    if let Some(role) = roles::list(pool, Some(name), None)
+        .await?
+        .into_iter()
+        .next()
+    {
         return Ok(role.id);
     }
     let role = roles::Role {

@@ -42,7 +42,10 @@ impl Identity {
         public_url: String,
     ) -> Result<Self, OpenError> {
         store.migrate("identity", db::schema::MIGRATIONS).await?;
-        let key_dir = config.fernet_key_repository.clone().unwrap_or_else(|| data_dir.join("fernet-keys"));
+        let key_dir = config
+            .fernet_key_repository
+            .clone()
+            .unwrap_or_else(|| data_dir.join("fernet-keys"));
         let repository = fernet::KeyRepository::open(key_dir);
         if repository.create_if_missing()? {
             tracing::info!(dir = %repository.dir().display(), "created Fernet keys");
@@ -50,10 +53,22 @@ impl Identity {
         let tokens = TokenProvider::new(repository)?;
         let policy = policy::load(config.policy_file.as_deref())?;
         for (rule, missing) in policy.undefined_references() {
-            tracing::warn!(rule, missing, "policy rule refers to an undefined rule; it never passes");
+            tracing::warn!(
+                rule,
+                missing,
+                "policy rule refers to an undefined rule; it never passes"
+            );
         }
-        let passwords = password::PasswordHasher::new(config.password_hash_rounds, config.password_cache);
-        Ok(Identity { store, config, tokens, policy, passwords, public_url })
+        let passwords =
+            password::PasswordHasher::new(config.password_hash_rounds, config.password_cache);
+        Ok(Identity {
+            store,
+            config,
+            tokens,
+            policy,
+            passwords,
+            public_url,
+        })
     }
 
     pub fn pool(&self) -> &oxstack_store::Pool {

@@ -44,7 +44,12 @@ impl PasswordHasher {
     }
 
     /// Checks `password` for `user_id` against its stored `hash`.
-    pub async fn verify(&self, user_id: &str, password: &str, hash: &str) -> Result<bool, ApiError> {
+    pub async fn verify(
+        &self,
+        user_id: &str,
+        password: &str,
+        hash: &str,
+    ) -> Result<bool, ApiError> {
         if password.len() > MAX_PASSWORD_LEN {
             return Ok(false);
         }
@@ -58,11 +63,12 @@ impl PasswordHasher {
             }
         }
         let (owned_password, owned_hash) = (password.to_owned(), hash.to_owned());
-        let matches = tokio::task::spawn_blocking(move || bcrypt::verify(owned_password, &owned_hash))
-            .await
-            .map_err(ApiError::internal)?
-            // A corrupt stored hash cannot match; it is not the caller's fault.
-            .unwrap_or(false);
+        let matches =
+            tokio::task::spawn_blocking(move || bcrypt::verify(owned_password, &owned_hash))
+                .await
+                .map_err(ApiError::internal)?
+                // A corrupt stored hash cannot match; it is not the caller's fault.
+                .unwrap_or(false);
         if matches {
             if let Some(cache) = &self.verified {
                 let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());

@@ -117,7 +117,9 @@ pub fn authorize(
 }
 
 /// Builds the enforcer from the defaults and the operator's policy file.
-pub fn load(policy_file: Option<&std::path::Path>) -> Result<Enforcer, oxstack_core::policy::PolicyLoadError> {
+pub fn load(
+    policy_file: Option<&std::path::Path>,
+) -> Result<Enforcer, oxstack_core::policy::PolicyLoadError> {
     match policy_file {
         Some(path) => Enforcer::with_policy_file(DEFAULT_RULES, path),
         None => Enforcer::from_defaults(DEFAULT_RULES),
@@ -162,7 +164,10 @@ mod tests {
     #[test]
     fn admin_role_is_cloud_admin() {
         let enforcer = load(None).unwrap();
-        let admin = Credentials { roles: vec!["admin".into()], ..Default::default() };
+        let admin = Credentials {
+            roles: vec!["admin".into()],
+            ..Default::default()
+        };
         assert!(enforcer.is_allowed("identity:delete_user", &json!({}), &admin));
     }
 }

@@ -45,30 +45,62 @@ impl TestIdentity {
     /// `oxstack_test_`.
     pub async fn start_postgres(admin_url: &str) -> Self {
         let name = format!("oxstack_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = oxstack_store::Store::connect(admin_url).await.expect("PostgreSQL server");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.pool()).await.expect("create database");
+        let admin = oxstack_store::Store::connect(admin_url)
+            .await
+            .expect("PostgreSQL server");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(admin.pool())
+            .await
+            .expect("create database");
         admin.close().await;
-        let base = admin_url.rsplit_once('/').map_or(admin_url, |(base, _)| base);
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url, |(base, _)| base);
         let dir = tempfile::tempdir().expect("temp dir");
         Self::start_on(dir, &format!("{base}/{name}")).await
     }
 
     async fn start_on(dir: tempfile::TempDir, url: &str) -> Self {
         // Logs go to the test's captured output, shown when it fails.
-        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("info")
+            .try_init();
         let store = oxstack_store::Store::connect(url).await.expect("database");
         // bcrypt's lowest cost keeps tests fast; the cost is not under test.
-        let config = IdentityConfig { password_hash_rounds: 4, ..IdentityConfig::default() };
-        let identity = Identity::open(store, config, dir.path(), PUBLIC_URL.into()).await.expect("identity");
-        let services = [CatalogEntry { service_type: "identity", name: "keystone", url: format!("{PUBLIC_URL}/v3") }];
-        let bootstrapped = bootstrap::run(&identity, ADMIN_PASSWORD, false, &services).await.expect("bootstrap");
+        let config = IdentityConfig {
+            password_hash_rounds: 4,
+            ..IdentityConfig::default()
+        };
+        let identity = Identity::open(store, config, dir.path(), PUBLIC_URL.into())
+            .await
+            .expect("identity");
+        let services = [CatalogEntry {
+            service_type: "identity",
+            name: "keystone",
+            url: format!("{PUBLIC_URL}/v3"),
+        }];
+        let bootstrapped = bootstrap::run(&identity, ADMIN_PASSWORD, false, &services)
+            .await
+            .expect("bootstrap");
         let state = Arc::new(identity);
         let router = crate::api::router(state.clone());
-        TestIdentity { state, router, bootstrapped, dir }
+        TestIdentity {
+            state,
+            router,
+            bootstrapped,
+            dir,
+        }
     }
 
     /// Sends a request; `token` goes in `X-Auth-Token`.
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         self.call_with(method, path, token, body, &[]).await
     }
 
@@ -88,23 +120,55 @@ impl TestIdentity {
             request = request.header(*name, *value);
         }
         let request = match body {
-            Some(body) => request.header("content-type", "application/json").body(Body::from(body.to_string())),
+            Some(body) => request
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
             None => request.body(Body::empty()),
         }
         .expect("request");
-        let response = self.router.clone().oneshot(request).await.expect("response");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("response");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await.expect("body");
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-        Reply { status, headers, body }
+        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
+            .await
+            .expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// Issues a project-scoped password token.
     pub async fn token(&self, user: &str, password: &str, project: &str) -> String {
-        let reply = self.call("POST", "/v3/auth/tokens", None, Some(password_auth(user, password, Some(project)))).await;
-        assert_eq!(reply.status, StatusCode::CREATED, "token for {user}: {}", reply.body);
-        reply.headers["x-subject-token"].to_str().expect("token header").to_owned()
+        let reply = self
+            .call(
+                "POST",
+                "/v3/auth/tokens",
+                None,
+                Some(password_auth(user, password, Some(project))),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "token for {user}: {}",
+            reply.body
+        );
+        reply.headers["x-subject-token"]
+            .to_str()
+            .expect("token header")
+            .to_owned()
     }
 
     pub async fn admin_token(&self) -> String {

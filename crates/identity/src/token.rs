@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use oxstack_core::{ApiError, AuthContext, TokenValidator};
 use serde_json::{json, Value};
 
-use crate::db::{app_creds, assignments, catalog, domains, groups, projects, revocations, roles, users};
+use crate::db::{
+    app_creds, assignments, catalog, domains, groups, projects, revocations, roles, users,
+};
 use crate::fernet::{KeyRepository, TokenCodec, TokenError, TokenPayload, TokenScope};
 use crate::Identity;
 
@@ -26,7 +28,10 @@ impl TokenProvider {
     pub fn new(repository: KeyRepository) -> Result<Self, crate::fernet::KeyRepositoryError> {
         let codec = TokenCodec::from_repository(&repository)?;
         let stamp = modified(&repository);
-        Ok(TokenProvider { repository, loaded: RwLock::new((stamp, Arc::new(codec))) })
+        Ok(TokenProvider {
+            repository,
+            loaded: RwLock::new((stamp, Arc::new(codec))),
+        })
     }
 
     fn codec(&self) -> Result<Arc<TokenCodec>, ApiError> {
@@ -37,9 +42,10 @@ impl TokenProvider {
                 return Ok(loaded.1.clone());
             }
         }
-        let codec = Arc::new(TokenCodec::from_repository(&self.repository).map_err(|e| {
-            ApiError::internal(format!("cannot reload Fernet keys: {e}"))
-        })?);
+        let codec = Arc::new(
+            TokenCodec::from_repository(&self.repository)
+                .map_err(|e| ApiError::internal(format!("cannot reload Fernet keys: {e}")))?,
+        );
         tracing::info!(dir = %self.repository.dir().display(), "reloaded Fernet keys");
         *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = (stamp, codec.clone());
         Ok(codec)
@@ -51,16 +57,22 @@ impl TokenProvider {
 
     pub fn decode(&self, token: &str) -> Result<(TokenPayload, DateTime<Utc>), Rejection> {
         let codec = self.codec().map_err(Rejection::Internal)?;
-        codec.decode(token, Utc::now()).map_err(|error| match error {
-            TokenError::Expired { .. } => Rejection::Invalid("token has expired".into()),
-            TokenError::Invalid(reason) => Rejection::Invalid(format!("token is invalid: {reason}")),
-        })
+        codec
+            .decode(token, Utc::now())
+            .map_err(|error| match error {
+                TokenError::Expired { .. } => Rejection::Invalid("token has expired".into()),
+                TokenError::Invalid(reason) => {
+                    Rejection::Invalid(format!("token is invalid: {reason}"))
+                }
+            })
     }
 }
 
 // Rotation writes new files, which changes the directory's modification time.
 fn modified(repository: &KeyRepository) -> Option<SystemTime> {
-    std::fs::metadata(repository.dir()).and_then(|m| m.modified()).ok()
+    std::fs::metadata(repository.dir())
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 /// The reason a token was not accepted.
@@ -95,7 +107,9 @@ impl Rejection {
         match self {
             Rejection::Invalid(reason) => {
                 tracing::info!(%reason, "subject token not valid");
-                ApiError::not_found("Failed to validate token: it is expired, revoked or malformed.")
+                ApiError::not_found(
+                    "Failed to validate token: it is expired, revoked or malformed.",
+                )
             }
             Rejection::Internal(error) => error,
         }
@@ -116,13 +130,22 @@ pub async fn build_context(
     issued_at: DateTime<Utc>,
 ) -> Result<AuthContext, Rejection> {
     let pool = identity.pool();
-    if revocations::is_revoked(pool, &payload.audit_ids, &payload.user_id, issued_at.timestamp()).await? {
+    if revocations::is_revoked(
+        pool,
+        &payload.audit_ids,
+        &payload.user_id,
+        issued_at.timestamp(),
+    )
+    .await?
+    {
         return Err(Rejection::Invalid("token has been revoked".into()));
     }
     let user = users::get(pool, &payload.user_id)
         .await?
         .filter(|u| u.enabled)
-        .ok_or_else(|| Rejection::Invalid(format!("user {} is missing or disabled", payload.user_id)))?;
+        .ok_or_else(|| {
+            Rejection::Invalid(format!("user {} is missing or disabled", payload.user_id))
+        })?;
     let user_domain = enabled_domain(identity, &user.domain_id).await?;
 
     let mut ctx = AuthContext {
@@ -147,7 +170,9 @@ pub async fn build_context(
             let project = projects::get(pool, project_id)
                 .await?
                 .filter(|p| p.enabled)
-                .ok_or_else(|| Rejection::Invalid(format!("project {project_id} is missing or disabled")))?;
+                .ok_or_else(|| {
+                    Rejection::Invalid(format!("project {project_id} is missing or disabled"))
+                })?;
             let domain = enabled_domain(identity, &project.domain_id).await?;
             let ancestors = projects::ancestors(pool, &project).await?;
             let scope = assignments::RoleScope::Project {
@@ -164,7 +189,12 @@ pub async fn build_context(
         }
         TokenScope::Domain(domain_id) => {
             let domain = enabled_domain(identity, domain_id).await?;
-            let direct = assignments::direct_role_ids(pool, &actors, &assignments::RoleScope::Domain(&domain.id)).await?;
+            let direct = assignments::direct_role_ids(
+                pool,
+                &actors,
+                &assignments::RoleScope::Domain(&domain.id),
+            )
+            .await?;
             ctx.domain_id = Some(domain.id);
             ctx.domain_name = Some(domain.name);
             direct
@@ -180,13 +210,26 @@ pub async fn build_context(
     if let Some(credential_id) = &payload.application_credential_id {
         let credential = app_creds::get(pool, credential_id)
             .await?
-            .filter(|c| c.expires_at_micros.is_none_or(|at| at > Utc::now().timestamp_micros()))
-            .ok_or_else(|| Rejection::Invalid(format!("application credential {credential_id} is gone or expired")))?;
+            .filter(|c| {
+                c.expires_at_micros
+                    .is_none_or(|at| at > Utc::now().timestamp_micros())
+            })
+            .ok_or_else(|| {
+                Rejection::Invalid(format!(
+                    "application credential {credential_id} is gone or expired"
+                ))
+            })?;
         let allowed: BTreeSet<String> = credential.role_ids.iter().cloned().collect();
-        role_ids = role_ids.intersection(&roles::expand_implied(&allowed, &edges)).cloned().collect();
+        role_ids = role_ids
+            .intersection(&roles::expand_implied(&allowed, &edges))
+            .cloned()
+            .collect();
     }
     if !matches!(payload.scope, TokenScope::Unscoped) && role_ids.is_empty() {
-        return Err(Rejection::Invalid(format!("user {} has no role on the token's scope", user.id)));
+        return Err(Rejection::Invalid(format!(
+            "user {} has no role on the token's scope",
+            user.id
+        )));
     }
     let all_roles = roles::all_by_id(pool).await?;
     for id in role_ids {
@@ -208,7 +251,11 @@ async fn enabled_domain(identity: &Identity, id: &str) -> Result<domains::Domain
 }
 
 /// Renders the `{"token": …}` body of token responses.
-pub async fn render(identity: &Identity, ctx: &AuthContext, with_catalog: bool) -> Result<Value, ApiError> {
+pub async fn render(
+    identity: &Identity,
+    ctx: &AuthContext,
+    with_catalog: bool,
+) -> Result<Value, ApiError> {
     let mut token = json!({
         "methods": ctx.methods,
         "audit_ids": ctx.audit_ids,
@@ -291,6 +338,8 @@ pub struct LocalValidator(pub Arc<Identity>);
 #[async_trait]
 impl TokenValidator for LocalValidator {
     async fn validate(&self, token: &str) -> Result<AuthContext, ApiError> {
-        resolve(&self.0, token).await.map_err(Rejection::into_unauthenticated)
+        resolve(&self.0, token)
+            .await
+            .map_err(Rejection::into_unauthenticated)
     }
 }

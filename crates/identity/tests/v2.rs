@@ -6,7 +6,8 @@ use oxstack_identity::testing::{TestIdentity, ADMIN_PASSWORD, PUBLIC_URL};
 use serde_json::{json, Value};
 
 fn password_body(username: &str, password: &str, tenant_name: Option<&str>) -> Value {
-    let mut body = json!({"auth": {"passwordCredentials": {"username": username, "password": password}}});
+    let mut body =
+        json!({"auth": {"passwordCredentials": {"username": username, "password": password}}});
     if let Some(tenant) = tenant_name {
         body["auth"]["tenantName"] = json!(tenant);
     }
@@ -30,21 +31,31 @@ async fn version_document_is_deprecated_v2() {
         assert!(version["updated"].as_str().unwrap().ends_with('Z'));
         assert_eq!(version["links"][0]["rel"], "self");
         assert_eq!(version["links"][0]["href"], format!("{PUBLIC_URL}/v2.0/"));
-        assert_eq!(version["media-types"][0]["type"], "application/vnd.openstack.identity-v2.0+json");
+        assert_eq!(
+            version["media-types"][0]["type"],
+            "application/vnd.openstack.identity-v2.0+json"
+        );
     }
 }
 
 #[tokio::test]
 async fn password_token_has_v2_shape() {
     let cloud = TestIdentity::start().await;
-    let (status, body) = issue(&cloud, password_body("admin", ADMIN_PASSWORD, Some("admin"))).await;
+    let (status, body) = issue(
+        &cloud,
+        password_body("admin", ADMIN_PASSWORD, Some("admin")),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let access = &body["access"];
     let token = &access["token"];
     assert!(!token["id"].as_str().unwrap().is_empty());
     assert!(token["expires"].as_str().unwrap().ends_with('Z'));
     assert!(token["issued_at"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(token["tenant"]["id"], cloud.bootstrapped.admin_project_id.as_str());
+    assert_eq!(
+        token["tenant"]["id"],
+        cloud.bootstrapped.admin_project_id.as_str()
+    );
     assert_eq!(token["tenant"]["name"], "admin");
     assert_eq!(token["tenant"]["enabled"], true);
     assert!(token["tenant"]["description"].is_string());
@@ -54,13 +65,23 @@ async fn password_token_has_v2_shape() {
     assert_eq!(user["name"], "admin");
     assert_eq!(user["username"], "admin");
     assert_eq!(user["roles_links"], json!([]));
-    let mut roles: Vec<&str> = user["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let mut roles: Vec<&str> = user["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     roles.sort();
     assert_eq!(roles, ["admin", "member", "reader"]);
     assert_eq!(access["metadata"]["is_admin"], 0);
     assert_eq!(access["metadata"]["roles"].as_array().unwrap().len(), 3);
 
-    let identity = access["serviceCatalog"].as_array().unwrap().iter().find(|s| s["type"] == "identity").unwrap();
+    let identity = access["serviceCatalog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["type"] == "identity")
+        .unwrap();
     assert_eq!(identity["name"], "keystone");
     assert_eq!(identity["endpoints_links"], json!([]));
     let endpoints = identity["endpoints"].as_array().unwrap();
@@ -76,12 +97,24 @@ async fn password_token_has_v2_shape() {
 #[tokio::test]
 async fn v2_token_works_on_v3() {
     let cloud = TestIdentity::start().await;
-    let (_, body) = issue(&cloud, password_body("admin", ADMIN_PASSWORD, Some("admin"))).await;
+    let (_, body) = issue(
+        &cloud,
+        password_body("admin", ADMIN_PASSWORD, Some("admin")),
+    )
+    .await;
     let token = body["access"]["token"]["id"].as_str().unwrap();
 
     let reply = cloud.call("GET", "/v3/projects", Some(token), None).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let reply = cloud.call_with("GET", "/v3/auth/tokens", Some(token), None, &[("x-subject-token", token)]).await;
+    let reply = cloud
+        .call_with(
+            "GET",
+            "/v3/auth/tokens",
+            Some(token),
+            None,
+            &[("x-subject-token", token)],
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["token"]["project"]["name"], "admin");
     assert_eq!(reply.body["token"]["methods"], json!(["password"]));
@@ -104,15 +137,26 @@ async fn no_tenant_uses_default_project() {
     let cloud = TestIdentity::start().await;
     let (status, body) = issue(&cloud, password_body("admin", ADMIN_PASSWORD, None)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["access"]["token"]["tenant"]["id"], cloud.bootstrapped.admin_project_id.as_str());
+    assert_eq!(
+        body["access"]["token"]["tenant"]["id"],
+        cloud.bootstrapped.admin_project_id.as_str()
+    );
 }
 
 #[tokio::test]
 async fn rescope_with_token() {
     let cloud = TestIdentity::start().await;
-    let (_, first) = issue(&cloud, password_body("admin", ADMIN_PASSWORD, Some("admin"))).await;
+    let (_, first) = issue(
+        &cloud,
+        password_body("admin", ADMIN_PASSWORD, Some("admin")),
+    )
+    .await;
     let token = first["access"]["token"]["id"].as_str().unwrap();
-    let (status, body) = issue(&cloud, json!({"auth": {"token": {"id": token}, "tenantName": "admin"}})).await;
+    let (status, body) = issue(
+        &cloud,
+        json!({"auth": {"token": {"id": token}, "tenantName": "admin"}}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let audit_ids = body["access"]["token"]["audit_ids"].as_array().unwrap();
     assert_eq!(audit_ids.len(), 2, "audit chain kept: {body}");
@@ -133,7 +177,11 @@ async fn wrong_password_is_v2_error() {
 
     let (status, _) = issue(&cloud, password_body("nobody", "x", None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = issue(&cloud, password_body("admin", ADMIN_PASSWORD, Some("no-such-tenant"))).await;
+    let (status, _) = issue(
+        &cloud,
+        password_body("admin", ADMIN_PASSWORD, Some("no-such-tenant")),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -142,9 +190,17 @@ async fn malformed_requests_are_bad() {
     let cloud = TestIdentity::start().await;
     let (status, _) = issue(&cloud, json!({"auth": {}})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "no credentials");
-    let (status, _) = issue(&cloud, json!({"auth": {"passwordCredentials": {"password": "x"}}})).await;
+    let (status, _) = issue(
+        &cloud,
+        json!({"auth": {"passwordCredentials": {"password": "x"}}}),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "no user");
-    let (status, _) = issue(&cloud, json!({"auth": {"passwordCredentials": {"username": "admin"}}})).await;
+    let (status, _) = issue(
+        &cloud,
+        json!({"auth": {"passwordCredentials": {"username": "admin"}}}),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "no password");
     let (status, _) = issue(&cloud, json!({"tokens": {}})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "no auth");
@@ -158,14 +214,17 @@ async fn malformed_requests_are_bad() {
 async fn other_domains_are_invisible() {
     let cloud = TestIdentity::start().await;
     let pool = cloud.state.pool();
-    domains::insert(pool, &domains::Domain {
-        id: "d2".into(),
-        name: "Other".into(),
-        description: String::new(),
-        enabled: true,
-        tags: json!([]),
-        options: json!({}),
-    })
+    domains::insert(
+        pool,
+        &domains::Domain {
+            id: "d2".into(),
+            name: "Other".into(),
+            description: String::new(),
+            enabled: true,
+            tags: json!([]),
+            options: json!({}),
+        },
+    )
     .await
     .unwrap();
     let user = users::User {
@@ -184,7 +243,11 @@ async fn other_domains_are_invisible() {
     users::insert(pool, &user).await.unwrap();
 
     let (status, _) = issue(&cloud, password_body("olga", "olga-pw", None)).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "by name: not in the Default domain");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "by name: not in the Default domain"
+    );
     let body = json!({"auth": {"passwordCredentials": {"userId": user.id, "password": "olga-pw"}}});
     let (status, _) = issue(&cloud, body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "by id");

@@ -28,8 +28,15 @@ async fn main() {
         .skip(1)
         .filter_map(|arg| arg.parse().ok())
         .collect::<Vec<_>>();
-    let sizes = if sizes.is_empty() { vec![64, 4096] } else { sizes };
-    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let sizes = if sizes.is_empty() {
+        vec![64, 4096]
+    } else {
+        sizes
+    };
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     // Warnings only: the services log every request at info.
     let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
 
@@ -38,19 +45,34 @@ async fn main() {
     let data_dir = tempfile::tempdir().expect("data dir");
     let url = format!("sqlite://{}/image.db", data_dir.path().display());
     let store = oxstack_store::Store::connect(&url).await.expect("database");
-    let service = ImageService::open(store, ImageConfig::default(), data_dir.path(), "http://127.0.0.1".into())
-        .await
-        .expect("image service");
+    let service = ImageService::open(
+        store,
+        ImageConfig::default(),
+        data_dir.path(),
+        "http://127.0.0.1".into(),
+    )
+    .await
+    .expect("image service");
     let validator = Arc::new(LocalValidator(identity.state.clone()));
     let app = oxstack_image::mount(Arc::new(service), validator)
         .layer(axum::middleware::from_fn(oxstack_core::request_id::assign));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
 
-    println!("image transfer benchmark: HTTP/1.1 on {addr}, {runs} run(s) per size, median reported");
-    println!("resident set before the transfers: {} MiB", rss_kib() / 1024);
-    println!("{:>9} {:>14} {:>16} {:>16} {:>18}", "size MiB", "upload MiB/s", "download MiB/s", "upload peak RSS", "download peak RSS");
+    println!(
+        "image transfer benchmark: HTTP/1.1 on {addr}, {runs} run(s) per size, median reported"
+    );
+    println!(
+        "resident set before the transfers: {} MiB",
+        rss_kib() / 1024
+    );
+    println!(
+        "{:>9} {:>14} {:>16} {:>16} {:>18}",
+        "size MiB", "upload MiB/s", "download MiB/s", "upload peak RSS", "download peak RSS"
+    );
     for size in sizes {
         let mut uploads = Vec::new();
         let mut downloads = Vec::new();
@@ -119,7 +141,10 @@ fn status_field_kib(field: &str) -> u64 {
 async fn request(addr: SocketAddr, head: &str, body: Option<u64>) -> (u16, TcpStream, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
-    stream.write_all(head.as_bytes()).await.expect("send headers");
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send headers");
     if let Some(size) = body {
         let block = pseudo_random_block();
         let mut sent = 0u64;
@@ -136,7 +161,10 @@ async fn request(addr: SocketAddr, head: &str, body: Option<u64>) -> (u16, TcpSt
         assert!(n > 0, "connection closed before the response headers");
         received.extend_from_slice(&buffer[..n]);
         if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
-            let status = std::str::from_utf8(&received[9..12]).unwrap().parse().unwrap();
+            let status = std::str::from_utf8(&received[9..12])
+                .unwrap()
+                .parse()
+                .unwrap();
             let rest = received.split_off(end + 4);
             return (status, stream, rest);
         }
@@ -163,12 +191,23 @@ fn head(method: &str, path: &str, token: &str, extra: &str) -> String {
 
 async fn create_image(addr: SocketAddr, token: &str) -> String {
     let body = r#"{"name": "bench", "disk_format": "raw", "container_format": "bare"}"#;
-    let extra = format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
-    let (status, stream, rest) = request(addr, &(head("POST", "/v2/images", token, &extra) + body), None).await;
+    let extra = format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    let (status, stream, rest) = request(
+        addr,
+        &(head("POST", "/v2/images", token, &extra) + body),
+        None,
+    )
+    .await;
     assert_eq!(status, 201, "create failed");
     let mut text = rest;
     let mut stream = stream;
-    stream.read_to_end(&mut text).await.expect("read create body");
+    stream
+        .read_to_end(&mut text)
+        .await
+        .expect("read create body");
     let image: serde_json::Value = serde_json::from_slice(&text).expect("image JSON");
     image["id"].as_str().expect("image id").to_owned()
 }
@@ -176,7 +215,12 @@ async fn create_image(addr: SocketAddr, token: &str) -> String {
 async fn upload(addr: SocketAddr, token: &str, id: &str, size: u64) -> Duration {
     let extra = format!("Content-Type: application/octet-stream\r\nContent-Length: {size}\r\n");
     let started = Instant::now();
-    let (status, _, _) = request(addr, &head("PUT", &format!("/v2/images/{id}/file"), token, &extra), Some(size)).await;
+    let (status, _, _) = request(
+        addr,
+        &head("PUT", &format!("/v2/images/{id}/file"), token, &extra),
+        Some(size),
+    )
+    .await;
     let elapsed = started.elapsed();
     assert_eq!(status, 204, "upload failed");
     elapsed
@@ -184,7 +228,12 @@ async fn upload(addr: SocketAddr, token: &str, id: &str, size: u64) -> Duration 
 
 async fn download(addr: SocketAddr, token: &str, id: &str, size: u64) -> Duration {
     let started = Instant::now();
-    let (status, stream, rest) = request(addr, &head("GET", &format!("/v2/images/{id}/file"), token, ""), None).await;
+    let (status, stream, rest) = request(
+        addr,
+        &head("GET", &format!("/v2/images/{id}/file"), token, ""),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "download failed");
     let received = read_to_end(stream, rest.len()).await;
     let elapsed = started.elapsed();
@@ -193,7 +242,12 @@ async fn download(addr: SocketAddr, token: &str, id: &str, size: u64) -> Duratio
 }
 
 async fn delete_image(addr: SocketAddr, token: &str, id: &str) {
-    let (status, _, _) = request(addr, &head("DELETE", &format!("/v2/images/{id}"), token, ""), None).await;
+    let (status, _, _) = request(
+        addr,
+        &head("DELETE", &format!("/v2/images/{id}"), token, ""),
+        None,
+    )
+    .await;
     assert_eq!(status, 204, "delete failed");
 }
 

@@ -22,8 +22,8 @@ pub mod model;
 pub mod ops;
 pub mod policy;
 pub mod reconcile;
-pub mod schema;
 pub mod register;
+pub mod schema;
 pub mod store;
 pub mod upload;
 
@@ -101,12 +101,18 @@ impl ImageService {
         let incoming_dir = data_dir.join("images").join("incoming");
         let staging_dir = data_dir.join("images").join("staging");
         for dir in [&incoming_dir, &staging_dir] {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| OpenError::CreateDir { path: dir.clone(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
         }
         let policy = policy::load(config.policy_file.as_deref())?;
         for (rule, missing) in policy.undefined_references() {
-            tracing::warn!(rule, missing, "policy rule refers to an undefined rule; it never passes");
+            tracing::warn!(
+                rule,
+                missing,
+                "policy rule refers to an undefined rule; it never passes"
+            );
         }
         let service = ImageService {
             store,
@@ -117,7 +123,9 @@ impl ImageService {
             policy,
             public_url: public_url.trim_end_matches('/').to_owned(),
         };
-        reconcile::run(&service).await.map_err(OpenError::Reconcile)?;
+        reconcile::run(&service)
+            .await
+            .map_err(OpenError::Reconcile)?;
         Ok(service)
     }
 
@@ -140,14 +148,18 @@ impl ImageService {
     /// Returns a fresh path in the incoming directory for data of `id`.
     pub fn incoming_path(&self, id: &ImageId) -> PathBuf {
         let unique = uuid::Uuid::new_v4().simple();
-        self.incoming_dir.join(format!("{}-{unique}", safe_file_name(id)))
+        self.incoming_dir
+            .join(format!("{}-{unique}", safe_file_name(id)))
     }
 }
 
 /// Maps a client-chosen id to a file name that stays inside its directory.
 fn safe_file_name(id: &ImageId) -> String {
     let plain = !id.as_str().is_empty()
-        && id.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && id
+            .as_str()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if plain {
         id.as_str().to_owned()
     } else {

@@ -32,12 +32,21 @@ impl fmt::Display for ImageId {
 }
 
 /// `disk_format` values Glance accepts by default.
-pub const DISK_FORMATS: &[&str] =
-    &["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"];
+pub const DISK_FORMATS: &[&str] = &[
+    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
+];
 
 /// `container_format` values Glance accepts by default.
-pub const CONTAINER_FORMATS: &[&str] =
-    &["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"];
+pub const CONTAINER_FORMATS: &[&str] = &[
+    "ami",
+    "ari",
+    "aki",
+    "bare",
+    "ovf",
+    "ova",
+    "docker",
+    "compressed",
+];
 
 /// The status of an image, with Glance's allowed transitions.
 ///
@@ -274,7 +283,9 @@ impl FromStr for MemberStatus {
             "pending" => Ok(MemberStatus::Pending),
             "accepted" => Ok(MemberStatus::Accepted),
             "rejected" => Ok(MemberStatus::Rejected),
-            _ => Err(format!("Invalid status: {text}; use pending, accepted or rejected.")),
+            _ => Err(format!(
+                "Invalid status: {text}; use pending, accepted or rejected."
+            )),
         }
     }
 }

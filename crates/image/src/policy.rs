@@ -113,11 +113,18 @@ fn with_nested_copy(fields: Map<String, Value>) -> Value {
 }
 
 /// Allows the action or returns Glance's 403.
-pub fn enforce(policy: &Enforcer, caller: &Caller, action: &str, target: &Value) -> Result<(), ApiError> {
+pub fn enforce(
+    policy: &Enforcer,
+    caller: &Caller,
+    action: &str,
+    target: &Value,
+) -> Result<(), ApiError> {
     if policy.is_allowed(action, target, &caller.credentials) {
         return Ok(());
     }
-    Err(ApiError::forbidden(format!("You are not authorized to complete {action} action.")))
+    Err(ApiError::forbidden(format!(
+        "You are not authorized to complete {action} action."
+    )))
 }
 
 /// Returns whether `policy` allows the action, for callers that pick an
@@ -153,7 +160,13 @@ mod tests {
             ..Default::default()
         };
         let is_admin = policy.is_allowed("context_is_admin", &json!({}), &credentials);
-        Caller { request_id: String::new(), user_id: "u1".into(), project_id: Some(project.into()), is_admin, credentials }
+        Caller {
+            request_id: String::new(),
+            user_id: "u1".into(),
+            project_id: Some(project.into()),
+            is_admin,
+            credentials,
+        }
     }
 
     fn image(owner: &str, visibility: Visibility) -> Image {
@@ -165,7 +178,11 @@ mod tests {
     #[test]
     fn defaults_load_without_dangling_references() {
         let policy = load(None).unwrap();
-        assert!(policy.undefined_references().is_empty(), "{:?}", policy.undefined_references());
+        assert!(
+            policy.undefined_references().is_empty(),
+            "{:?}",
+            policy.undefined_references()
+        );
     }
 
     #[test]
@@ -174,9 +191,24 @@ mod tests {
         let image = image("p1", Visibility::Public);
         let owner = caller(&policy, "p1", &["member", "reader"]);
         let other = caller(&policy, "p2", &["member", "reader"]);
-        assert!(allows(&policy, &owner, "modify_image", &image_target(&image, &owner, false)));
-        assert!(!allows(&policy, &other, "modify_image", &image_target(&image, &other, false)));
-        assert!(allows(&policy, &other, "get_image", &image_target(&image, &other, false)));
+        assert!(allows(
+            &policy,
+            &owner,
+            "modify_image",
+            &image_target(&image, &owner, false)
+        ));
+        assert!(!allows(
+            &policy,
+            &other,
+            "modify_image",
+            &image_target(&image, &other, false)
+        ));
+        assert!(allows(
+            &policy,
+            &other,
+            "get_image",
+            &image_target(&image, &other, false)
+        ));
     }
 
     #[test]
@@ -194,18 +226,39 @@ mod tests {
         let policy = load(None).unwrap();
         let image = image("p1", Visibility::Shared);
         let member = caller(&policy, "p2", &["member", "reader"]);
-        assert!(allows(&policy, &member, "modify_member", &image_target(&image, &member, true)));
-        assert!(!allows(&policy, &member, "modify_member", &image_target(&image, &member, false)));
+        assert!(allows(
+            &policy,
+            &member,
+            "modify_member",
+            &image_target(&image, &member, true)
+        ));
+        assert!(!allows(
+            &policy,
+            &member,
+            "modify_member",
+            &image_target(&image, &member, false)
+        ));
         let owner = caller(&policy, "p1", &["member", "reader"]);
-        assert!(!allows(&policy, &owner, "modify_member", &image_target(&image, &owner, false)));
+        assert!(!allows(
+            &policy,
+            &owner,
+            "modify_member",
+            &image_target(&image, &owner, false)
+        ));
     }
 
     #[test]
     fn nested_target_form_is_offered_too() {
-        let policy = Enforcer::from_defaults(&[("modify_image", "project_id:%(target.owner)s")]).unwrap();
+        let policy =
+            Enforcer::from_defaults(&[("modify_image", "project_id:%(target.owner)s")]).unwrap();
         let image = image("p1", Visibility::Private);
         let owner = caller(&policy, "p1", &["member"]);
-        assert!(allows(&policy, &owner, "modify_image", &image_target(&image, &owner, false)));
+        assert!(allows(
+            &policy,
+            &owner,
+            "modify_image",
+            &image_target(&image, &owner, false)
+        ));
     }
 
     #[test]

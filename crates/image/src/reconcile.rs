@@ -46,15 +46,26 @@ pub async fn run(service: &ImageService) -> Result<Report, ApiError> {
     report.requeued += requeue(service, Status::Saving, |_| false).await?;
     report.requeued += requeue(service, Status::Uploading, |staged| staged).await?;
     for image in images::list_by_status(service.pool(), Status::Importing).await? {
-        let to = if service.staged_path(&image.id).is_file() { Status::Uploading } else { Status::Queued };
+        let to = if service.staged_path(&image.id).is_file() {
+            Status::Uploading
+        } else {
+            Status::Queued
+        };
         images::set_status(service.pool(), &image.id, Status::Importing, to, db::now()).await?;
         tracing::warn!(image_id = %image.id, status = %to, "import was interrupted");
         report.requeued += 1;
     }
     for status in [Status::Active, Status::Deactivated] {
         for image in images::list_by_status(service.pool(), status).await? {
-            if service.data.size(&image.id).await.map_err(ApiError::internal)?.is_none() {
-                images::set_status(service.pool(), &image.id, status, Status::Queued, db::now()).await?;
+            if service
+                .data
+                .size(&image.id)
+                .await
+                .map_err(ApiError::internal)?
+                .is_none()
+            {
+                images::set_status(service.pool(), &image.id, status, Status::Queued, db::now())
+                    .await?;
                 tracing::error!(image_id = %image.id, "image data is missing from the image store; \
                     the image is queued again and its data must be uploaded again");
                 report.requeued += 1;
@@ -97,19 +108,34 @@ async fn requeue(
 
 /// Returns the ids that should have stored data and those that may have
 /// staged data.
-async fn expected_files(service: &ImageService) -> Result<(HashSet<ImageId>, HashSet<ImageId>), ApiError> {
+async fn expected_files(
+    service: &ImageService,
+) -> Result<(HashSet<ImageId>, HashSet<ImageId>), ApiError> {
     let mut with_data = HashSet::new();
     for status in [Status::Active, Status::Deactivated] {
-        with_data.extend(images::list_by_status(service.pool(), status).await?.into_iter().map(|i| i.id));
+        with_data.extend(
+            images::list_by_status(service.pool(), status)
+                .await?
+                .into_iter()
+                .map(|i| i.id),
+        );
     }
     let mut staging = HashSet::new();
     for status in [Status::Uploading, Status::Importing] {
-        staging.extend(images::list_by_status(service.pool(), status).await?.into_iter().map(|i| i.id));
+        staging.extend(
+            images::list_by_status(service.pool(), status)
+                .await?
+                .into_iter()
+                .map(|i| i.id),
+        );
     }
     Ok((with_data, staging))
 }
 
-fn remove_orphan_staged(service: &ImageService, staging: &HashSet<ImageId>) -> Result<usize, ApiError> {
+fn remove_orphan_staged(
+    service: &ImageService,
+    staging: &HashSet<ImageId>,
+) -> Result<usize, ApiError> {
     let expected: HashSet<_> = staging.iter().map(|id| service.staged_path(id)).collect();
     let mut removed = 0;
     let entries = std::fs::read_dir(&service.staging_dir).map_err(ApiError::internal)?;

@@ -158,15 +158,23 @@ mod tests {
 
     #[test]
     fn extra_properties_must_be_strings() {
-        assert!(image_validator().check(&json!({"hw_disk_bus": "scsi"})).is_ok());
+        assert!(image_validator()
+            .check(&json!({"hw_disk_bus": "scsi"}))
+            .is_ok());
         assert!(image_validator().check(&json!({"hw_disk_bus": 3})).is_err());
     }
 
     #[test]
     fn unknown_disk_format_is_invalid() {
-        assert!(image_validator().check(&json!({"disk_format": "qcow2"})).is_ok());
-        assert!(image_validator().check(&json!({"disk_format": "qcow3"})).is_err());
-        assert!(image_validator().check(&json!({"container_format": null})).is_ok());
+        assert!(image_validator()
+            .check(&json!({"disk_format": "qcow2"}))
+            .is_ok());
+        assert!(image_validator()
+            .check(&json!({"disk_format": "qcow3"}))
+            .is_err());
+        assert!(image_validator()
+            .check(&json!({"container_format": null}))
+            .is_ok());
     }
 
     #[test]

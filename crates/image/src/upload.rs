@@ -63,8 +63,10 @@ where
 {
     let file = match path {
         Some(path) => Some(
-            std::fs::File::create(path)
-                .map_err(|source| ReceiveError::Write { path: path.to_owned(), source })?,
+            std::fs::File::create(path).map_err(|source| ReceiveError::Write {
+                path: path.to_owned(),
+                source,
+            })?,
         ),
         None => None,
     };
@@ -81,7 +83,11 @@ where
     let sha512 = sha.await.map_err(ReceiveError::Worker)?;
 
     let size = fed?;
-    Ok(Received { size, md5: md5?, sha512 })
+    Ok(Received {
+        size,
+        md5: md5?,
+        sha512,
+    })
 }
 
 /// Reads `body` into full buffers and hands each to both workers. Returns
@@ -101,7 +107,11 @@ where
     let mut buffer = BytesMut::with_capacity(BUFFER_SIZE);
     let mut size = 0u64;
     loop {
-        let chunk = body.next().await.transpose().map_err(|e| ReceiveError::Body(e.into()))?;
+        let chunk = body
+            .next()
+            .await
+            .transpose()
+            .map_err(|e| ReceiveError::Body(e.into()))?;
         let done = chunk.is_none();
         if let Some(chunk) = chunk {
             size += chunk.len() as u64;
@@ -129,7 +139,10 @@ fn write_and_md5(
     mut file: Option<std::fs::File>,
     path: Option<PathBuf>,
 ) -> Result<String, ReceiveError> {
-    let write_error = |source| ReceiveError::Write { path: path.clone().unwrap_or_default(), source };
+    let write_error = |source| ReceiveError::Write {
+        path: path.clone().unwrap_or_default(),
+        source,
+    };
     let mut md5 = Md5::new();
     while let Some(buffer) = rx.blocking_recv() {
         if let Some(file) = file.as_mut() {
@@ -159,7 +172,11 @@ fn sha512_of(mut rx: mpsc::Receiver<Bytes>) -> String {
 /// `compressed`) wrap the disk, so their content cannot match
 /// `disk_format`. They are still rejected when the inspector finds content
 /// that could make QEMU read host files.
-pub fn inspect(path: &Path, disk_format: &str, container_format: &str) -> Result<Option<u64>, Rejection> {
+pub fn inspect(
+    path: &Path,
+    disk_format: &str,
+    container_format: &str,
+) -> Result<Option<u64>, Rejection> {
     if container_format == "bare" {
         return format::verify(path, disk_format).map(|inspection| Some(inspection.virtual_size));
     }
@@ -183,7 +200,9 @@ mod tests {
         let path = dir.path().join("data");
         let parts = vec![b"abc".to_vec(), vec![7u8; 3 * BUFFER_SIZE + 5]];
         let expected: Vec<u8> = parts.concat();
-        let received = receive(stream_of(parts), Some(&path), u64::MAX).await.unwrap();
+        let received = receive(stream_of(parts), Some(&path), u64::MAX)
+            .await
+            .unwrap();
         assert_eq!(received.size, expected.len() as u64);
         assert_eq!(received.md5, hex::encode(Md5::digest(&expected)));
         assert_eq!(received.sha512, hex::encode(Sha512::digest(&expected)));
@@ -201,14 +220,21 @@ mod tests {
     async fn body_over_cap_is_rejected() {
         let parts = vec![vec![0u8; 600], vec![0u8; 600]];
         let error = receive(stream_of(parts), None, 1000).await.unwrap_err();
-        assert!(matches!(error, ReceiveError::TooLarge { cap: 1000 }), "{error}");
+        assert!(
+            matches!(error, ReceiveError::TooLarge { cap: 1000 }),
+            "{error}"
+        );
     }
 
     #[tokio::test]
     async fn body_error_is_reported() {
-        let items: Vec<Result<Bytes, io::Error>> =
-            vec![Ok(Bytes::from_static(b"abc")), Err(io::Error::other("connection reset"))];
-        let error = receive(futures::stream::iter(items), None, u64::MAX).await.unwrap_err();
+        let items: Vec<Result<Bytes, io::Error>> = vec![
+            Ok(Bytes::from_static(b"abc")),
+            Err(io::Error::other("connection reset")),
+        ];
+        let error = receive(futures::stream::iter(items), None, u64::MAX)
+            .await
+            .unwrap_err();
         assert!(matches!(error, ReceiveError::Body(_)), "{error}");
     }
 
@@ -216,7 +242,9 @@ mod tests {
     async fn unwritable_path_is_a_write_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing-dir").join("data");
-        let error = receive(stream_of(vec![b"x".to_vec()]), Some(&path), 10).await.unwrap_err();
+        let error = receive(stream_of(vec![b"x".to_vec()]), Some(&path), 10)
+            .await
+            .unwrap_err();
         assert!(matches!(error, ReceiveError::Write { .. }), "{error}");
     }
 }

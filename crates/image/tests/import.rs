@@ -11,18 +11,37 @@ use serde_json::{json, Value};
 
 async fn stage(cloud: &Cloud, disk_format: &str, data: Vec<u8>) -> String {
     let image = cloud
-        .create(&cloud.demo, json!({"name": "imp", "disk_format": disk_format, "container_format": "bare"}))
+        .create(
+            &cloud.demo,
+            json!({"name": "imp", "disk_format": disk_format, "container_format": "bare"}),
+        )
         .await;
     let id = image["id"].as_str().unwrap().to_owned();
     let path = format!("/image/v2/images/{id}/stage");
-    let reply = cloud.send("PUT", &path, Some(&cloud.demo), data, &[("content-type", "application/octet-stream")]).await;
+    let reply = cloud
+        .send(
+            "PUT",
+            &path,
+            Some(&cloud.demo),
+            data,
+            &[("content-type", "application/octet-stream")],
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     id
 }
 
 async fn import(cloud: &Cloud, id: &str) -> StatusCode {
     let body = json!({"method": {"name": "glance-direct"}, "all_stores": true});
-    cloud.call("POST", &format!("/image/v2/images/{id}/import"), &cloud.demo, Some(body)).await.status
+    cloud
+        .call(
+            "POST",
+            &format!("/image/v2/images/{id}/import"),
+            &cloud.demo,
+            Some(body),
+        )
+        .await
+        .status
 }
 
 /// Polls the image until its status leaves `importing`.
@@ -50,9 +69,22 @@ async fn glance_direct_import_activates_image() {
     let image = settled(&cloud, &id).await;
     assert_eq!(image["status"], "active");
     assert_eq!(image["checksum"], hex::encode(Md5::digest(&data)));
-    let file = cloud.send("GET", &format!("/image/v2/images/{id}/file"), Some(&cloud.demo), vec![], &[]).await;
+    let file = cloud
+        .send(
+            "GET",
+            &format!("/image/v2/images/{id}/file"),
+            Some(&cloud.demo),
+            vec![],
+            &[],
+        )
+        .await;
     assert!(file.bytes == data, "imported data differs from staged data");
-    assert_eq!(cloud.stored_files().len(), 1, "only the image file remains: {:?}", cloud.stored_files());
+    assert_eq!(
+        cloud.stored_files().len(),
+        1,
+        "only the image file remains: {:?}",
+        cloud.stored_files()
+    );
 }
 
 #[tokio::test]
@@ -63,13 +95,22 @@ async fn import_of_mismatched_format_returns_image_to_queued() {
     let image = settled(&cloud, &id).await;
     assert_eq!(image["status"], "queued");
     assert!(image["checksum"].is_null());
-    assert!(cloud.stored_files().is_empty(), "{:?}", cloud.stored_files());
+    assert!(
+        cloud.stored_files().is_empty(),
+        "{:?}",
+        cloud.stored_files()
+    );
 }
 
 #[tokio::test]
 async fn import_without_staged_data_conflicts() {
     let cloud = Cloud::start().await;
-    let image = cloud.create(&cloud.demo, json!({"disk_format": "raw", "container_format": "bare"})).await;
+    let image = cloud
+        .create(
+            &cloud.demo,
+            json!({"disk_format": "raw", "container_format": "bare"}),
+        )
+        .await;
     let id = image["id"].as_str().unwrap();
     assert_eq!(import(&cloud, id).await, StatusCode::CONFLICT);
 }
@@ -79,9 +120,15 @@ async fn import_with_unknown_method_is_bad_request() {
     let cloud = Cloud::start().await;
     let id = stage(&cloud, "raw", vec![1u8; 10]).await;
     let path = format!("/image/v2/images/{id}/import");
-    for body in [json!({"method": {"name": "web-download"}}), json!({}), json!({"method": {}}),
-                 json!({"method": {"name": "glance-direct"}, "all_stores": "yes"})] {
-        let reply = cloud.call("POST", &path, &cloud.demo, Some(body.clone())).await;
+    for body in [
+        json!({"method": {"name": "web-download"}}),
+        json!({}),
+        json!({"method": {}}),
+        json!({"method": {"name": "glance-direct"}, "all_stores": "yes"}),
+    ] {
+        let reply = cloud
+            .call("POST", &path, &cloud.demo, Some(body.clone()))
+            .await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
     }
 }

@@ -206,7 +206,15 @@ fn ensure_address_keeps_other_addresses() {
     );
     run_ok(
         "ip",
-        &["-n", &namespace, "addr", "add", "198.51.100.7/24", "dev", &bridge],
+        &[
+            "-n",
+            &namespace,
+            "addr",
+            "add",
+            "198.51.100.7/24",
+            "dev",
+            &bridge,
+        ],
     );
 
     let bridge_for_thread = bridge.clone();

@@ -118,7 +118,9 @@ impl NetworkService {
         }
         let ports = db::ports::list(self.pool()).await.map_err(db_error)?;
         for mut port in ports {
-            if !service_ports::is_router_port(&port.device_owner) || !port.binding.host_id.is_empty() {
+            if !service_ports::is_router_port(&port.device_owner)
+                || !port.binding.host_id.is_empty()
+            {
                 continue;
             }
             let Some(network) = db::networks::get(self.pool(), &port.network_id)
@@ -130,7 +132,10 @@ impl NetworkService {
             service_ports::bind_to_router_host(self, &mut port, &network).await?;
             port.revision_number += 1;
             port.updated_at = now();
-            if db::ports::update(self.pool(), &port).await.map_err(db_error)? {
+            if db::ports::update(self.pool(), &port)
+                .await
+                .map_err(db_error)?
+            {
                 tracing::info!(port_id = %port.id, host = %port.binding.host_id, device_id = %port.device_id,
                                "bound router port");
                 self.notify_change();
@@ -185,7 +190,11 @@ impl NetworkService {
         // Like ports Neutron's agents create over RPC, the DHCP port counts
         // in its project's usage but is not refused by the port quota.
         ports::store_new_port(self, &mut port, &Map::new(), None, Some(&requests), None).await?;
-        let addresses: Vec<String> = port.fixed_ips.iter().map(|f| f.ip_address.to_string()).collect();
+        let addresses: Vec<String> = port
+            .fixed_ips
+            .iter()
+            .map(|f| f.ip_address.to_string())
+            .collect();
         tracing::info!(port_id = %port.id, network_id = %network.id, host, addresses = ?addresses,
                        "created DHCP port");
         Ok(port)
@@ -208,7 +217,8 @@ impl NetworkService {
         let mut object = Map::new();
         object.insert("fixed_ips".to_owned(), Value::Array(fixed_ips));
         let caller = Caller::service(&self.policy, port.project_id.as_str());
-        let (port, _) = port_update::update_port(self, &caller, &port.id, &object, |_| Ok(())).await?;
+        let (port, _) =
+            port_update::update_port(self, &caller, &port.id, &object, |_| Ok(())).await?;
         tracing::info!(port_id = %port.id, network_id = %port.network_id, "added subnets to DHCP port");
         self.notify_change();
         Ok(port)

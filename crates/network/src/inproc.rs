@@ -108,7 +108,9 @@ impl NetworkService {
                 .filter(|port| port.network_id == network.id && !is_router_owned(port))
                 .cloned()
                 .collect();
-            let bound_here = network_ports.iter().any(|port| port.binding.host_id == host);
+            let bound_here = network_ports
+                .iter()
+                .any(|port| port.binding.host_id == host);
             if !bound_here && !router_networks.contains(&network.id) {
                 continue;
             }
@@ -130,7 +132,8 @@ impl NetworkService {
                 ports: network_ports,
             });
         }
-        view.networks.sort_by(|a, b| a.network.id.cmp(&b.network.id));
+        view.networks
+            .sort_by(|a, b| a.network.id.cmp(&b.network.id));
         view.routers = routers;
         self.add_security_groups(&mut view, &ports).await?;
         Ok(view)
@@ -155,7 +158,9 @@ impl NetworkService {
                     .collect();
                 let floating_ips = floating_ips
                     .iter()
-                    .filter(|fip| fip.router_id.as_ref() == Some(&router.id) && fip.port_id.is_some())
+                    .filter(|fip| {
+                        fip.router_id.as_ref() == Some(&router.id) && fip.port_id.is_some()
+                    })
                     .cloned()
                     .collect();
                 HostRouter {
@@ -170,7 +175,11 @@ impl NetworkService {
         Ok(hosted)
     }
 
-    async fn add_security_groups(&self, view: &mut HostView, all_ports: &[Port]) -> Result<(), ApiError> {
+    async fn add_security_groups(
+        &self,
+        view: &mut HostView,
+        all_ports: &[Port],
+    ) -> Result<(), ApiError> {
         let used: BTreeSet<SecurityGroupId> = view
             .networks
             .iter()
@@ -180,10 +189,15 @@ impl NetworkService {
         if used.is_empty() {
             return Ok(());
         }
-        let rules = db::security_groups::list_rules(self.pool()).await.map_err(db_error)?;
+        let rules = db::security_groups::list_rules(self.pool())
+            .await
+            .map_err(db_error)?;
         for rule in rules {
             if used.contains(&rule.security_group_id) {
-                view.rules.entry(rule.security_group_id.clone()).or_default().push(rule);
+                view.rules
+                    .entry(rule.security_group_id.clone())
+                    .or_default()
+                    .push(rule);
             }
         }
         let remote_groups: BTreeSet<SecurityGroupId> = view
@@ -200,7 +214,11 @@ impl NetworkService {
                     port.fixed_ips
                         .iter()
                         .map(|fixed| fixed.ip_address.to_string())
-                        .chain(port.allowed_address_pairs.iter().map(|pair| pair.ip_address.clone()))
+                        .chain(
+                            port.allowed_address_pairs
+                                .iter()
+                                .map(|pair| pair.ip_address.clone()),
+                        )
                 })
                 .collect();
             view.members.insert(group, addresses);
@@ -339,7 +357,10 @@ impl NetworkService {
         let ports = db::ports::list(self.pool()).await.map_err(db_error)?;
         Ok(ports.into_iter().find(|port| {
             &port.network_id == network_id
-                && port.fixed_ips.iter().any(|fixed| fixed.ip_address == address)
+                && port
+                    .fixed_ips
+                    .iter()
+                    .any(|fixed| fixed.ip_address == address)
         }))
     }
 

@@ -104,7 +104,8 @@ impl NetworkService {
     /// Tells the receivers of [`changes`](Self::changes) that something
     /// was written.
     pub fn notify_change(&self) {
-        self.changes.send_modify(|count| *count = count.wrapping_add(1));
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 
     pub fn pool(&self) -> &oxstack_store::Pool {

@@ -55,7 +55,9 @@ async fn bulk_networks_subnets_and_ports() {
     assert_eq!(ports.len(), 2);
     assert_eq!(reply.body["ports"][1]["network_id"], networks[1].as_str());
     assert_eq!(
-        reply.body["ports"][0]["fixed_ips"][0]["ip_address"].as_str().map(|a| a.starts_with("10.10.0.")),
+        reply.body["ports"][0]["fixed_ips"][0]["ip_address"]
+            .as_str()
+            .map(|a| a.starts_with("10.10.0.")),
         Some(true),
         "{}",
         reply.body
@@ -85,7 +87,11 @@ async fn failed_bulk_item_removes_created_ones() {
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
     assert_eq!(reply.error_type(), "NetworkNotFound", "{}", reply.body);
     let listed = cloud.get("/v2.0/ports?name=first", &cloud.demo).await;
-    assert_eq!(listed.body["ports"], json!([]), "the first port was left behind");
+    assert_eq!(
+        listed.body["ports"],
+        json!([]),
+        "the first port was left behind"
+    );
 
     let reply = cloud
         .post(
@@ -103,7 +109,14 @@ async fn failed_bulk_item_removes_created_ones() {
 async fn malformed_bulk_bodies_are_bad_requests() {
     let cloud = Cloud::start().await;
     for body in [json!({"networks": []}), json!({"networks": {"name": "x"}})] {
-        let reply = cloud.post("/v2.0/networks", &cloud.demo, body.clone()).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", reply.body);
+        let reply = cloud
+            .post("/v2.0/networks", &cloud.demo, body.clone())
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            reply.body
+        );
     }
 }

@@ -369,17 +369,31 @@ async fn create_rules() {
 async fn external_network_delete_takes_unassociated_floating_ips() {
     let t = topology().await;
     let cloud = &t.cloud;
-    let reply = create_fip(cloud, &cloud.demo, json!({"floating_network_id": t.public_id})).await;
+    let reply = create_fip(
+        cloud,
+        &cloud.demo,
+        json!({"floating_network_id": t.public_id}),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let fip_id = id_of(&reply.body["floatingip"]);
     let fip_port = cloud
         .get(&format!("/v2.0/ports?device_id={fip_id}"), &cloud.admin)
         .await;
-    assert_eq!(fip_port.body["ports"].as_array().unwrap().len(), 1, "{}", fip_port.body);
+    assert_eq!(
+        fip_port.body["ports"].as_array().unwrap().len(),
+        1,
+        "{}",
+        fip_port.body
+    );
 
-    let reply = cloud.delete(&format!("/v2.0/networks/{}", t.public_id), &cloud.admin).await;
+    let reply = cloud
+        .delete(&format!("/v2.0/networks/{}", t.public_id), &cloud.admin)
+        .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
-    let reply = cloud.get(&format!("/v2.0/floatingips/{fip_id}"), &cloud.admin).await;
+    let reply = cloud
+        .get(&format!("/v2.0/floatingips/{fip_id}"), &cloud.admin)
+        .await;
     assert_error(&reply, StatusCode::NOT_FOUND, "FloatingIPNotFound");
     let ports = cloud
         .get(&format!("/v2.0/ports?device_id={fip_id}"), &cloud.admin)
@@ -399,14 +413,23 @@ async fn external_network_in_use_keeps_floating_ips() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let reply = create_fip(cloud, &cloud.demo, json!({"floating_network_id": t.public_id})).await;
+    let reply = create_fip(
+        cloud,
+        &cloud.demo,
+        json!({"floating_network_id": t.public_id}),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let fip_id = id_of(&reply.body["floatingip"]);
 
     // The router's gateway port keeps the network; the failed delete
     // leaves the unassociated floating IP in place.
-    let reply = cloud.delete(&format!("/v2.0/networks/{}", t.public_id), &cloud.admin).await;
+    let reply = cloud
+        .delete(&format!("/v2.0/networks/{}", t.public_id), &cloud.admin)
+        .await;
     assert_error(&reply, StatusCode::CONFLICT, "NetworkInUse");
-    let reply = cloud.get(&format!("/v2.0/floatingips/{fip_id}"), &cloud.demo).await;
+    let reply = cloud
+        .get(&format!("/v2.0/floatingips/{fip_id}"), &cloud.demo)
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }

@@ -55,7 +55,11 @@ async fn device_port_gets_address_mac_and_default_group() {
         .create_device_port(&server_port(&cloud, &network_id, "server-1"))
         .await
         .unwrap();
-    assert!(port.mac_address.starts_with("fa:16:3e:"), "{}", port.mac_address);
+    assert!(
+        port.mac_address.starts_with("fa:16:3e:"),
+        "{}",
+        port.mac_address
+    );
     assert_eq!(port.project_id.as_str(), cloud.demo_project);
     assert_eq!(port.device_id, "server-1");
     assert_eq!(port.device_owner, "compute:nova");
@@ -68,10 +72,15 @@ async fn device_port_gets_address_mac_and_default_group() {
         .resolve_security_groups(&cloud.demo_project, &["default".to_owned()])
         .await
         .unwrap();
-    assert_eq!(port.security_groups, groups, "the port gets the default group");
+    assert_eq!(
+        port.security_groups, groups,
+        "the port gets the default group"
+    );
 
     // The demo user sees the port through the API, as with any other port.
-    let reply = cloud.get(&format!("/v2.0/ports/{}", port.id), &cloud.demo).await;
+    let reply = cloud
+        .get(&format!("/v2.0/ports/{}", port.id), &cloud.demo)
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["port"]["device_id"], "server-1");
 }
@@ -86,22 +95,53 @@ async fn device_port_with_fixed_ip_and_bad_input() {
     let port = cloud.service.create_device_port(&request).await.unwrap();
     assert_eq!(port.fixed_ips[0].ip_address.to_string(), "10.0.0.50");
 
-    let taken = cloud.service.create_device_port(&request).await.unwrap_err();
-    assert_eq!(taken.kind.status(), StatusCode::CONFLICT, "{}", taken.message);
+    let taken = cloud
+        .service
+        .create_device_port(&request)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        taken.kind.status(),
+        StatusCode::CONFLICT,
+        "{}",
+        taken.message
+    );
     assert_eq!(taken.error_type, Some("IpAddressAlreadyAllocated"));
 
     request.fixed_ip = Some("192.168.9.9".to_owned());
-    let outside = cloud.service.create_device_port(&request).await.unwrap_err();
-    assert_eq!(outside.kind.status(), StatusCode::BAD_REQUEST, "{}", outside.message);
+    let outside = cloud
+        .service
+        .create_device_port(&request)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        outside.kind.status(),
+        StatusCode::BAD_REQUEST,
+        "{}",
+        outside.message
+    );
 
     request.fixed_ip = None;
     request.security_groups = vec!["no-such-group".to_owned()];
-    let missing = cloud.service.create_device_port(&request).await.unwrap_err();
-    assert_eq!(missing.kind.status(), StatusCode::NOT_FOUND, "{}", missing.message);
+    let missing = cloud
+        .service
+        .create_device_port(&request)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.kind.status(),
+        StatusCode::NOT_FOUND,
+        "{}",
+        missing.message
+    );
 
     request.security_groups = Vec::new();
     request.network_id = "no-such-network".to_owned();
-    let gone = cloud.service.create_device_port(&request).await.unwrap_err();
+    let gone = cloud
+        .service
+        .create_device_port(&request)
+        .await
+        .unwrap_err();
     assert_eq!(gone.error_type, Some("NetworkNotFound"));
 }
 
@@ -136,7 +176,12 @@ async fn claim_release_and_delete_device_port() {
         .claim_port(&port_id, "server-2", "compute:nova")
         .await
         .unwrap_err();
-    assert_eq!(other.kind.status(), StatusCode::CONFLICT, "{}", other.message);
+    assert_eq!(
+        other.kind.status(),
+        StatusCode::CONFLICT,
+        "{}",
+        other.message
+    );
     assert_eq!(other.error_type, Some("PortInUse"));
 
     let listed = cloud.service.ports_of_device("server-1").await.unwrap();
@@ -146,10 +191,18 @@ async fn claim_release_and_delete_device_port() {
     let released = cloud.service.release_port(&port_id).await.unwrap();
     assert_eq!(released.device_id, "");
     assert_eq!(released.binding.host_id, "");
-    assert!(cloud.service.ports_of_device("server-1").await.unwrap().is_empty());
+    assert!(cloud
+        .service
+        .ports_of_device("server-1")
+        .await
+        .unwrap()
+        .is_empty());
 
     assert!(cloud.service.delete_device_port(&port_id).await.unwrap());
-    assert!(!cloud.service.delete_device_port(&port_id).await.unwrap(), "a port already gone is no error");
+    assert!(
+        !cloud.service.delete_device_port(&port_id).await.unwrap(),
+        "a port already gone is no error"
+    );
 
     // The address went back to the pool with the port.
     let reuse = cloud
@@ -183,9 +236,15 @@ async fn security_groups_resolve_by_name_and_id() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    let web = reply.body["security_group"]["id"].as_str().unwrap().to_owned();
+    let web = reply.body["security_group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let resolved = service
-        .resolve_security_groups(&project, &[web.clone(), "default".to_owned(), "web".to_owned()])
+        .resolve_security_groups(
+            &project,
+            &[web.clone(), "default".to_owned(), "web".to_owned()],
+        )
         .await
         .unwrap();
     assert_eq!(resolved.len(), 2, "duplicates collapse: {resolved:?}");
@@ -218,7 +277,12 @@ async fn security_groups_resolve_by_name_and_id() {
         .resolve_security_groups(&project, &["web".to_owned()])
         .await
         .unwrap_err();
-    assert_eq!(ambiguous.kind.status(), StatusCode::CONFLICT, "{}", ambiguous.message);
+    assert_eq!(
+        ambiguous.kind.status(),
+        StatusCode::CONFLICT,
+        "{}",
+        ambiguous.message
+    );
 }
 
 #[tokio::test]
@@ -235,16 +299,29 @@ async fn network_with_subnets_and_visibility() {
     assert_eq!(subnets.len(), 1);
     assert_eq!(subnets[0].id.as_str(), subnet_id);
     let missing = NetworkId::new("no-such-network");
-    assert!(cloud.service.network_with_subnets(&missing).await.unwrap().is_none());
+    assert!(cloud
+        .service
+        .network_with_subnets(&missing)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
 async fn no_dhcp_port_without_agent() {
     let cloud = Cloud::start().await;
     let (network_id, _) = demo_network(&cloud, "net1").await;
-    assert!(cloud.service.dhcp_port(&network_id).await.unwrap().is_none());
+    assert!(cloud
+        .service
+        .dhcp_port(&network_id)
+        .await
+        .unwrap()
+        .is_none());
     let reply = cloud
-        .get(&format!("/v2.0/ports?network_id={network_id}"), &cloud.admin)
+        .get(
+            &format!("/v2.0/ports?network_id={network_id}"),
+            &cloud.admin,
+        )
         .await;
     assert_eq!(reply.body["ports"], json!([]));
 }
@@ -252,20 +329,37 @@ async fn no_dhcp_port_without_agent() {
 #[tokio::test]
 async fn dhcp_port_follows_dhcp_subnets() {
     let cloud = Cloud::start().await;
-    cloud.service.report_agent("node1", vxlan_agent()).await.unwrap();
+    cloud
+        .service
+        .report_agent("node1", vxlan_agent())
+        .await
+        .unwrap();
     let (network_id, subnet_id) = demo_network(&cloud, "net1").await;
 
-    let port = cloud.service.dhcp_port(&network_id).await.unwrap().expect("a DHCP port");
+    let port = cloud
+        .service
+        .dhcp_port(&network_id)
+        .await
+        .unwrap()
+        .expect("a DHCP port");
     assert_eq!(port.device_owner, DHCP_OWNER);
     assert!(port.device_id.starts_with("dhcp"), "{}", port.device_id);
-    assert!(port.device_id.ends_with(&format!("-{network_id}")), "{}", port.device_id);
+    assert!(
+        port.device_id.ends_with(&format!("-{network_id}")),
+        "{}",
+        port.device_id
+    );
     assert_eq!(port.project_id.as_str(), cloud.demo_project);
     assert_eq!(port.binding.host_id, "node1");
     assert_eq!(port.binding.vif_type, "bridge");
     assert!(port.security_groups.is_empty());
     assert_eq!(port.fixed_ips.len(), 1);
     assert_eq!(port.fixed_ips[0].subnet_id.as_str(), subnet_id);
-    assert_eq!(port.fixed_ips[0].ip_address.to_string(), "10.0.0.2", "the first pool address");
+    assert_eq!(
+        port.fixed_ips[0].ip_address.to_string(),
+        "10.0.0.2",
+        "the first pool address"
+    );
 
     // A second DHCP subnet gives the same port an address there; one
     // without DHCP does not.
@@ -278,7 +372,11 @@ async fn dhcp_port_follows_dhcp_subnets() {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let updated = cloud.service.dhcp_port(&network_id).await.unwrap().unwrap();
     assert_eq!(updated.id, port.id, "one DHCP port per network");
-    let addresses: Vec<String> = updated.fixed_ips.iter().map(|f| f.ip_address.to_string()).collect();
+    let addresses: Vec<String> = updated
+        .fixed_ips
+        .iter()
+        .map(|f| f.ip_address.to_string())
+        .collect();
     assert_eq!(addresses, ["10.0.0.2", "10.2.0.2"]);
 
     // A server port takes a free address of one of the IPv4 subnets (which
@@ -290,9 +388,14 @@ async fn dhcp_port_follows_dhcp_subnets() {
         .await
         .unwrap();
     let address = server.fixed_ips[0].ip_address.to_string();
-    assert!(["10.0.0.3", "10.1.0.2", "10.2.0.3"].contains(&address.as_str()), "{address}");
+    assert!(
+        ["10.0.0.3", "10.1.0.2", "10.2.0.3"].contains(&address.as_str()),
+        "{address}"
+    );
     assert!(cloud.service.delete_device_port(&server.id).await.unwrap());
-    let reply = cloud.delete(&format!("/v2.0/networks/{network_id}"), &cloud.demo).await;
+    let reply = cloud
+        .delete(&format!("/v2.0/networks/{network_id}"), &cloud.demo)
+        .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     assert!(cloud.service.get_port(&port.id).await.unwrap().is_none());
 }
@@ -301,14 +404,34 @@ async fn dhcp_port_follows_dhcp_subnets() {
 async fn agent_start_schedules_existing_networks() {
     let cloud = Cloud::start().await;
     let (network_id, _) = demo_network(&cloud, "net1").await;
-    assert_eq!(cloud.service.schedule_dhcp().await.unwrap(), 0, "no agent, no DHCP port");
-    cloud.service.report_agent("node1", vxlan_agent()).await.unwrap();
+    assert_eq!(
+        cloud.service.schedule_dhcp().await.unwrap(),
+        0,
+        "no agent, no DHCP port"
+    );
+    cloud
+        .service
+        .report_agent("node1", vxlan_agent())
+        .await
+        .unwrap();
     assert_eq!(cloud.service.schedule_dhcp().await.unwrap(), 1);
-    assert_eq!(cloud.service.schedule_dhcp().await.unwrap(), 1, "scheduling twice adds nothing");
+    assert_eq!(
+        cloud.service.schedule_dhcp().await.unwrap(),
+        1,
+        "scheduling twice adds nothing"
+    );
     let reply = cloud
-        .get(&format!("/v2.0/ports?network_id={network_id}"), &cloud.admin)
+        .get(
+            &format!("/v2.0/ports?network_id={network_id}"),
+            &cloud.admin,
+        )
         .await;
-    assert_eq!(reply.body["ports"].as_array().unwrap().len(), 1, "{}", reply.body);
+    assert_eq!(
+        reply.body["ports"].as_array().unwrap().len(),
+        1,
+        "{}",
+        reply.body
+    );
 }
 
 #[tokio::test]
@@ -316,7 +439,11 @@ async fn agent_start_binds_router_ports() {
     let cloud = Cloud::start().await;
     let (_, subnet_id) = demo_network(&cloud, "net1").await;
     let reply = cloud
-        .post("/v2.0/routers", &cloud.demo, json!({"router": {"name": "r1"}}))
+        .post(
+            "/v2.0/routers",
+            &cloud.demo,
+            json!({"router": {"name": "r1"}}),
+        )
         .await;
     let router_id = reply.body["router"]["id"].as_str().unwrap().to_owned();
     let reply = cloud
@@ -329,10 +456,17 @@ async fn agent_start_binds_router_ports() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let port_path = format!("/v2.0/ports/{}", reply.body["port_id"].as_str().unwrap());
     let port = cloud.get(&port_path, &cloud.admin).await.body["port"].clone();
-    assert_eq!(port["status"], "DOWN", "no agent hosts the router yet: {port}");
+    assert_eq!(
+        port["status"], "DOWN",
+        "no agent hosts the router yet: {port}"
+    );
     assert_eq!(port["binding:host_id"], "");
 
-    cloud.service.report_agent("node1", vxlan_agent()).await.unwrap();
+    cloud
+        .service
+        .report_agent("node1", vxlan_agent())
+        .await
+        .unwrap();
     cloud.service.schedule_dhcp().await.unwrap();
     let port = cloud.get(&port_path, &cloud.admin).await.body["port"].clone();
     assert_eq!(port["binding:host_id"], "node1", "{port}");
@@ -350,19 +484,32 @@ async fn writes_notify_changes() {
     assert!(!changes.has_changed().unwrap(), "a read is no change");
 
     let (network_id, _) = demo_network(&cloud, "net1").await;
-    assert!(changes.has_changed().unwrap(), "creating a network is a change");
+    assert!(
+        changes.has_changed().unwrap(),
+        "creating a network is a change"
+    );
     changes.borrow_and_update();
 
     let failed = cloud
-        .post("/v2.0/subnets", &cloud.demo, json!({"subnet": {"network_id": network_id}}))
+        .post(
+            "/v2.0/subnets",
+            &cloud.demo,
+            json!({"subnet": {"network_id": network_id}}),
+        )
         .await;
     assert_eq!(failed.status, StatusCode::BAD_REQUEST);
-    assert!(!changes.has_changed().unwrap(), "a rejected request is no change");
+    assert!(
+        !changes.has_changed().unwrap(),
+        "a rejected request is no change"
+    );
 
     cloud
         .service
         .create_device_port(&server_port(&cloud, &network_id, "server-1"))
         .await
         .unwrap();
-    assert!(changes.has_changed().unwrap(), "an in-process port is a change");
+    assert!(
+        changes.has_changed().unwrap(),
+        "an in-process port is a change"
+    );
 }

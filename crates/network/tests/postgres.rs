@@ -369,7 +369,12 @@ async fn in_process_port_flow_runs_on_postgres() {
     let created = cloud.create_subnet(&cloud.demo, subnet).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let network_id = oxstack_network::model::NetworkId::new(network_id);
-    let dhcp = cloud.service.dhcp_port(&network_id).await.unwrap().expect("a DHCP port");
+    let dhcp = cloud
+        .service
+        .dhcp_port(&network_id)
+        .await
+        .unwrap()
+        .expect("a DHCP port");
     assert_eq!(dhcp.fixed_ips[0].ip_address.to_string(), "10.7.0.2");
 
     let request = oxstack_network::inproc::DevicePort {
@@ -387,9 +392,21 @@ async fn in_process_port_flow_runs_on_postgres() {
     assert_eq!(view.networks[0].ports.len(), 1);
     assert_eq!(view.rules.len(), 1, "the default group's rules");
 
-    let claimed = cloud.service.claim_port(&port.id, "server-1", "compute:nova").await.unwrap();
+    let claimed = cloud
+        .service
+        .claim_port(&port.id, "server-1", "compute:nova")
+        .await
+        .unwrap();
     assert_eq!(claimed.device_id, "server-1");
-    assert_eq!(cloud.service.ports_of_device("server-1").await.unwrap().len(), 1);
+    assert_eq!(
+        cloud
+            .service
+            .ports_of_device("server-1")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(cloud.service.delete_device_port(&port.id).await.unwrap());
     assert!(!cloud.service.delete_device_port(&port.id).await.unwrap());
 }

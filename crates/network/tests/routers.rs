@@ -453,7 +453,9 @@ async fn router_ports_bound_to_agent_host() {
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let port_id = reply.body["port_id"].as_str().unwrap().to_owned();
-    let port = cloud.get(&format!("/v2.0/ports/{port_id}"), &cloud.admin).await;
+    let port = cloud
+        .get(&format!("/v2.0/ports/{port_id}"), &cloud.admin)
+        .await;
     assert_eq!(port.body["port"]["status"], "ACTIVE", "{}", port.body);
     assert_eq!(port.body["port"]["binding:host_id"], "node1");
     assert_eq!(port.body["port"]["binding:vif_type"], "bridge");
@@ -497,7 +499,10 @@ async fn same_cidr_on_two_routers_is_allowed() {
     for (router, subnet) in [(&first, &t.subnet_id), (&second, &same_cidr)] {
         let reply = cloud
             .put(
-                &format!("/v2.0/routers/{}/add_router_interface", router["id"].as_str().unwrap()),
+                &format!(
+                    "/v2.0/routers/{}/add_router_interface",
+                    router["id"].as_str().unwrap()
+                ),
                 &cloud.demo,
                 json!({ "subnet_id": subnet }),
             )
@@ -506,7 +511,10 @@ async fn same_cidr_on_two_routers_is_allowed() {
     }
     let reply = cloud
         .put(
-            &format!("/v2.0/routers/{}/add_router_interface", first["id"].as_str().unwrap()),
+            &format!(
+                "/v2.0/routers/{}/add_router_interface",
+                first["id"].as_str().unwrap()
+            ),
             &cloud.demo,
             json!({ "subnet_id": same_cidr }),
         )

@@ -446,18 +446,36 @@ async fn auto_address_subnet_delete_frees_port_addresses() {
         assert_eq!(reply.status, StatusCode::CREATED, "{mode}: {}", reply.body);
         let subnet_id = reply.body["subnet"]["id"].as_str().unwrap().to_owned();
         let reply = cloud
-            .post("/v2.0/ports", &cloud.demo, json!({"port": {"network_id": network_id}}))
+            .post(
+                "/v2.0/ports",
+                &cloud.demo,
+                json!({"port": {"network_id": network_id}}),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{mode}: {}", reply.body);
         let port_id = reply.body["port"]["id"].as_str().unwrap().to_owned();
-        assert_eq!(reply.body["port"]["fixed_ips"][0]["subnet_id"], subnet_id.as_str());
+        assert_eq!(
+            reply.body["port"]["fixed_ips"][0]["subnet_id"],
+            subnet_id.as_str()
+        );
 
-        let reply = cloud.delete(&format!("/v2.0/subnets/{subnet_id}"), &cloud.demo).await;
-        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{mode}: {}", reply.body);
-        let port = cloud.get(&format!("/v2.0/ports/{port_id}"), &cloud.demo).await;
+        let reply = cloud
+            .delete(&format!("/v2.0/subnets/{subnet_id}"), &cloud.demo)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NO_CONTENT,
+            "{mode}: {}",
+            reply.body
+        );
+        let port = cloud
+            .get(&format!("/v2.0/ports/{port_id}"), &cloud.demo)
+            .await;
         assert_eq!(port.body["port"]["fixed_ips"], json!([]), "{mode}");
         // The port itself remains and keeps the network in use.
-        let reply = cloud.delete(&format!("/v2.0/networks/{network_id}"), &cloud.demo).await;
+        let reply = cloud
+            .delete(&format!("/v2.0/networks/{network_id}"), &cloud.demo)
+            .await;
         assert_error(&reply, StatusCode::CONFLICT, "NetworkInUse");
     }
 }
@@ -474,7 +492,11 @@ async fn auto_address_subnet_with_router_interface_is_in_use() {
         .await;
     let subnet_id = reply.body["subnet"]["id"].as_str().unwrap().to_owned();
     let router = cloud
-        .post("/v2.0/routers", &cloud.demo, json!({"router": {"name": "r1"}}))
+        .post(
+            "/v2.0/routers",
+            &cloud.demo,
+            json!({"router": {"name": "r1"}}),
+        )
         .await;
     let router_id = router.body["router"]["id"].as_str().unwrap().to_owned();
     let reply = cloud
@@ -486,7 +508,9 @@ async fn auto_address_subnet_with_router_interface_is_in_use() {
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 
-    let reply = cloud.delete(&format!("/v2.0/subnets/{subnet_id}"), &cloud.demo).await;
+    let reply = cloud
+        .delete(&format!("/v2.0/subnets/{subnet_id}"), &cloud.demo)
+        .await;
     assert_error(&reply, StatusCode::CONFLICT, "SubnetInUse");
 }
 
@@ -502,11 +526,17 @@ async fn stateful_subnet_with_ports_is_in_use() {
         .await;
     let subnet_id = reply.body["subnet"]["id"].as_str().unwrap().to_owned();
     let reply = cloud
-        .post("/v2.0/ports", &cloud.demo, json!({"port": {"network_id": network_id}}))
+        .post(
+            "/v2.0/ports",
+            &cloud.demo,
+            json!({"port": {"network_id": network_id}}),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
 
-    let reply = cloud.delete(&format!("/v2.0/subnets/{subnet_id}"), &cloud.demo).await;
+    let reply = cloud
+        .delete(&format!("/v2.0/subnets/{subnet_id}"), &cloud.demo)
+        .await;
     assert_error(&reply, StatusCode::CONFLICT, "SubnetInUse");
 }
 
@@ -528,12 +558,18 @@ async fn external_network_subnet_visible_to_members() {
     assert_eq!(reply.body["subnet"]["router:external"], true);
     let own_network = cloud.create_network(&cloud.demo, "own").await;
     let reply = cloud
-        .create_subnet(&cloud.demo, subnet_on(own_network["id"].as_str().unwrap(), "10.1.0.0/24"))
+        .create_subnet(
+            &cloud.demo,
+            subnet_on(own_network["id"].as_str().unwrap(), "10.1.0.0/24"),
+        )
         .await;
     assert_eq!(reply.body["subnet"]["router:external"], false);
 
     let listed = cloud
-        .get(&format!("/v2.0/subnets?network_id={public_id}"), &cloud.demo)
+        .get(
+            &format!("/v2.0/subnets?network_id={public_id}"),
+            &cloud.demo,
+        )
         .await;
     let ids: Vec<&str> = listed.body["subnets"]
         .as_array()
@@ -542,8 +578,15 @@ async fn external_network_subnet_visible_to_members() {
         .map(|s| s["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, vec![public_subnet.as_str()]);
-    let external_only = cloud.get("/v2.0/subnets?router:external=True", &cloud.demo).await;
-    assert_eq!(external_only.body["subnets"].as_array().unwrap().len(), 1, "{}", external_only.body);
+    let external_only = cloud
+        .get("/v2.0/subnets?router:external=True", &cloud.demo)
+        .await;
+    assert_eq!(
+        external_only.body["subnets"].as_array().unwrap().len(),
+        1,
+        "{}",
+        external_only.body
+    );
 
     let extensions = cloud.get("/v2.0/extensions", &cloud.demo).await;
     let aliases: Vec<&str> = extensions.body["extensions"]

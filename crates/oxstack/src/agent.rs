@@ -26,7 +26,11 @@ pub fn bridge_mappings(config: &Config) -> anyhow::Result<BTreeMap<String, Strin
         let (physnet, bridge) = mapping
             .split_once(':')
             .filter(|(p, b)| !p.is_empty() && !b.is_empty())
-            .with_context(|| format!("invalid bridge mapping '{mapping}' in [netagent]; write it as physnet1:br-ex"))?;
+            .with_context(|| {
+                format!(
+                    "invalid bridge mapping '{mapping}' in [netagent]; write it as physnet1:br-ex"
+                )
+            })?;
         bridge_mappings.insert(physnet.to_owned(), bridge.to_owned());
     }
     Ok(bridge_mappings)
@@ -40,7 +44,11 @@ pub fn agent_config(config: &Config) -> anyhow::Result<AgentConfig> {
         // One host needs no tunnel between hosts; its own address serves.
         None => {
             let listen = config.listen()?.ip();
-            if listen.is_unspecified() { "127.0.0.1".to_owned() } else { listen.to_string() }
+            if listen.is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                listen.to_string()
+            }
         }
     };
     Ok(AgentConfig {
@@ -64,8 +72,15 @@ pub fn host_name(config: &Config) -> String {
 }
 
 /// Reports once, then keeps reporting in the background.
-pub async fn start_reporting(networks: Arc<NetworkService>, host: String, report: AgentConfig) -> anyhow::Result<()> {
-    networks.report_agent(&host, report.clone()).await.context("cannot register the network agent")?;
+pub async fn start_reporting(
+    networks: Arc<NetworkService>,
+    host: String,
+    report: AgentConfig,
+) -> anyhow::Result<()> {
+    networks
+        .report_agent(&host, report.clone())
+        .await
+        .context("cannot register the network agent")?;
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(REPORT_INTERVAL);
         interval.tick().await;

@@ -40,7 +40,10 @@ impl TokenValidator for BootstrapValidator {
         if token == self.token {
             return Ok(self.auth.clone());
         }
-        Err(ApiError::new(ErrorKind::Unauthenticated, "The request you have made requires authentication."))
+        Err(ApiError::new(
+            ErrorKind::Unauthenticated,
+            "The request you have made requires authentication.",
+        ))
     }
 }
 
@@ -62,13 +65,24 @@ impl Api {
             roles: vec!["admin".to_owned(), "member".to_owned(), "reader".to_owned()],
             ..AuthContext::default()
         };
-        let validator = Arc::new(BootstrapValidator { token: token.clone(), auth });
-        Api { router: oxstack_network::mount(networks.clone(), validator), token }
+        let validator = Arc::new(BootstrapValidator {
+            token: token.clone(),
+            auth,
+        });
+        Api {
+            router: oxstack_network::mount(networks.clone(), validator),
+            token,
+        }
     }
 
     /// Sends one request and returns the response body; a status of 400 or
     /// above is an error that contains the body.
-    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let request = Request::builder()
             .method(method.clone())
             .uri(format!("/networking/v2.0/{path}"))
@@ -79,7 +93,10 @@ impl Api {
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
         if !status.is_success() {
-            bail!("{method} /v2.0/{path} returned {status}: {}", String::from_utf8_lossy(&bytes));
+            bail!(
+                "{method} /v2.0/{path} returned {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
         if bytes.is_empty() {
             return Ok(Value::Null);
@@ -89,14 +106,29 @@ impl Api {
 
     /// Returns the id of the one `collection` item named `name`, if any.
     async fn find(&self, collection: &str, query: &str) -> anyhow::Result<Option<String>> {
-        let listed = self.call(Method::GET, &format!("{collection}?{query}"), None).await?;
+        let listed = self
+            .call(Method::GET, &format!("{collection}?{query}"), None)
+            .await?;
         let items = listed[collection].as_array().cloned().unwrap_or_default();
-        Ok(items.first().and_then(|item| item["id"].as_str()).map(str::to_owned))
+        Ok(items
+            .first()
+            .and_then(|item| item["id"].as_str())
+            .map(str::to_owned))
     }
 
-    pub(crate) async fn create(&self, collection: &str, resource: &str, body: Value) -> anyhow::Result<String> {
-        let created = self.call(Method::POST, collection, Some(json!({ resource: body }))).await?;
-        created[resource]["id"].as_str().map(str::to_owned).context("the create response has no id")
+    pub(crate) async fn create(
+        &self,
+        collection: &str,
+        resource: &str,
+        body: Value,
+    ) -> anyhow::Result<String> {
+        let created = self
+            .call(Method::POST, collection, Some(json!({ resource: body })))
+            .await?;
+        created[resource]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the create response has no id")
     }
 }
 
@@ -111,19 +143,34 @@ pub struct CreatedNetworks {
 
 /// Creates what is missing of `public`, `private` and `router1`, owned by
 /// `admin_project_id`.
-pub async fn run(networks: &Arc<NetworkService>, admin_project_id: &str) -> anyhow::Result<CreatedNetworks> {
+pub async fn run(
+    networks: &Arc<NetworkService>,
+    admin_project_id: &str,
+) -> anyhow::Result<CreatedNetworks> {
     let api = Api::as_admin(networks, admin_project_id);
     let mut created = CreatedNetworks::default();
 
-    let public = match api.find("networks", &format!("name={PUBLIC_NETWORK}")).await? {
+    let public = match api
+        .find("networks", &format!("name={PUBLIC_NETWORK}"))
+        .await?
+    {
         Some(id) => id,
         None => {
             let body = json!({"name": PUBLIC_NETWORK, "router:external": true,
                               "provider:network_type": "flat", "provider:physical_network": PUBLIC_NETWORK});
-            api.create("networks", "network", body).await.context("cannot create the network public")?
+            api.create("networks", "network", body)
+                .await
+                .context("cannot create the network public")?
         }
     };
-    if api.find("subnets", &format!("name={PUBLIC_SUBNET}&network_id={public}")).await?.is_none() {
+    if api
+        .find(
+            "subnets",
+            &format!("name={PUBLIC_SUBNET}&network_id={public}"),
+        )
+        .await?
+        .is_none()
+    {
         let body = json!({"name": PUBLIC_SUBNET, "network_id": public, "ip_version": 4,
                           "cidr": "172.24.4.0/24", "gateway_ip": "172.24.4.1", "enable_dhcp": false});
         let subnet = api
@@ -133,19 +180,30 @@ pub async fn run(networks: &Arc<NetworkService>, admin_project_id: &str) -> anyh
         created.public_gateway = gateway_with_prefix(&subnet["subnet"]);
     }
 
-    let private = match api.find("networks", &format!("name={PRIVATE_NETWORK}")).await? {
+    let private = match api
+        .find("networks", &format!("name={PRIVATE_NETWORK}"))
+        .await?
+    {
         Some(id) => id,
         None => api
             .create("networks", "network", json!({"name": PRIVATE_NETWORK}))
             .await
             .context("cannot create the network private")?,
     };
-    let private_subnet = match api.find("subnets", &format!("name={PRIVATE_SUBNET}&network_id={private}")).await? {
+    let private_subnet = match api
+        .find(
+            "subnets",
+            &format!("name={PRIVATE_SUBNET}&network_id={private}"),
+        )
+        .await?
+    {
         Some(id) => id,
         None => {
             let body = json!({"name": PRIVATE_SUBNET, "network_id": private, "ip_version": 4,
                               "cidr": "10.0.0.0/24"});
-            api.create("subnets", "subnet", body).await.context("cannot create private-subnet")?
+            api.create("subnets", "subnet", body)
+                .await
+                .context("cannot create private-subnet")?
         }
     };
 
@@ -153,11 +211,18 @@ pub async fn run(networks: &Arc<NetworkService>, admin_project_id: &str) -> anyh
         Some(id) => id,
         None => {
             let body = json!({"name": ROUTER, "external_gateway_info": {"network_id": public}});
-            api.create("routers", "router", body).await.context("cannot create router1")?
+            api.create("routers", "router", body)
+                .await
+                .context("cannot create router1")?
         }
     };
     let interface = api
-        .find("ports", &format!("device_id={router}&network_id={private}&device_owner=network:router_interface"))
+        .find(
+            "ports",
+            &format!(
+                "device_id={router}&network_id={private}&device_owner=network:router_interface"
+            ),
+        )
         .await?;
     if interface.is_none() {
         api.call(

@@ -8,14 +8,20 @@ use std::time::Duration;
 
 use anyhow::Context;
 use oxstack_hypervisor::qemu::{QemuConfig, QemuDriver, VirtType};
-use oxstack_hypervisor::{Driver, DriverError, FakeDriver, HostResources, InstanceInfo, InstanceSpec, PowerState};
+use oxstack_hypervisor::{
+    Driver, DriverError, FakeDriver, HostResources, InstanceInfo, InstanceSpec, PowerState,
+};
 
 use crate::config::{Config, DriverKind};
 use crate::dataplane::HostAgent;
 
 /// Builds the driver `[hypervisor] driver` names; with a network agent, its
 /// instances' taps are plugged by that agent.
-pub fn driver(config: &Config, data_dir: &Path, agent: Option<Arc<HostAgent>>) -> anyhow::Result<Arc<dyn Driver>> {
+pub fn driver(
+    config: &Config,
+    data_dir: &Path,
+    agent: Option<Arc<HostAgent>>,
+) -> anyhow::Result<Arc<dyn Driver>> {
     let driver: Arc<dyn Driver> = match config.hypervisor.driver {
         DriverKind::Fake => return Ok(Arc::new(FakeDriver::new())),
         DriverKind::Qemu => {
@@ -33,7 +39,10 @@ pub fn driver(config: &Config, data_dir: &Path, agent: Option<Arc<HostAgent>>) -
         }
     };
     Ok(match agent {
-        Some(agent) => Arc::new(PluggedDriver { inner: driver, agent }),
+        Some(agent) => Arc::new(PluggedDriver {
+            inner: driver,
+            agent,
+        }),
         None => driver,
     })
 }
@@ -67,9 +76,15 @@ impl Driver for PluggedDriver {
 
     async fn spawn(&self, spec: &InstanceSpec) -> Result<(), DriverError> {
         for vif in &spec.vifs {
-            self.agent.ensure_network_plugged(&vif.network_id).await.map_err(|error| {
-                DriverError::Failed(format!("cannot plug network {} into this host: {error}", vif.network_id))
-            })?;
+            self.agent
+                .ensure_network_plugged(&vif.network_id)
+                .await
+                .map_err(|error| {
+                    DriverError::Failed(format!(
+                        "cannot plug network {} into this host: {error}",
+                        vif.network_id
+                    ))
+                })?;
         }
         self.inner.spawn(spec).await?;
         self.plug_taps(&spec.uuid).await;
@@ -122,11 +137,18 @@ impl Driver for PluggedDriver {
         self.inner.list().await
     }
 
-    async fn console_output(&self, uuid: &str, length: Option<usize>) -> Result<String, DriverError> {
+    async fn console_output(
+        &self,
+        uuid: &str,
+        length: Option<usize>,
+    ) -> Result<String, DriverError> {
         self.inner.console_output(uuid, length).await
     }
 
-    async fn diagnostics(&self, uuid: &str) -> Result<oxstack_hypervisor::Diagnostics, DriverError> {
+    async fn diagnostics(
+        &self,
+        uuid: &str,
+    ) -> Result<oxstack_hypervisor::Diagnostics, DriverError> {
         self.inner.diagnostics(uuid).await
     }
 }

@@ -62,7 +62,11 @@ pub struct HypervisorConfig {
 
 impl Default for HypervisorConfig {
     fn default() -> Self {
-        HypervisorConfig { driver: DriverKind::Qemu, virt_type: "auto".to_owned(), qemu_binary: None }
+        HypervisorConfig {
+            driver: DriverKind::Qemu,
+            virt_type: "auto".to_owned(),
+            qemu_binary: None,
+        }
     }
 }
 
@@ -110,8 +114,11 @@ impl NetAgentConfig {
     /// `bridge_mappings` is the default. A bridge the operator maps is
     /// never created, changed or deleted, even when it is called br-ex.
     pub fn default_bridge(&self) -> Option<&'static str> {
-        let default = [format!("{DEFAULT_PHYSICAL_NETWORK}:{DEFAULT_EXTERNAL_BRIDGE}")];
-        (self.bridge_mappings_defaulted && self.bridge_mappings == default).then_some(DEFAULT_EXTERNAL_BRIDGE)
+        let default = [format!(
+            "{DEFAULT_PHYSICAL_NETWORK}:{DEFAULT_EXTERNAL_BRIDGE}"
+        )];
+        (self.bridge_mappings_defaulted && self.bridge_mappings == default)
+            .then_some(DEFAULT_EXTERNAL_BRIDGE)
     }
 }
 
@@ -129,9 +136,11 @@ struct NetAgentSection {
 impl From<NetAgentSection> for NetAgentConfig {
     fn from(section: NetAgentSection) -> Self {
         let bridge_mappings_defaulted = section.bridge_mappings.is_none();
-        let bridge_mappings = section
-            .bridge_mappings
-            .unwrap_or_else(|| vec![format!("{DEFAULT_PHYSICAL_NETWORK}:{DEFAULT_EXTERNAL_BRIDGE}")]);
+        let bridge_mappings = section.bridge_mappings.unwrap_or_else(|| {
+            vec![format!(
+                "{DEFAULT_PHYSICAL_NETWORK}:{DEFAULT_EXTERNAL_BRIDGE}"
+            )]
+        });
         NetAgentConfig {
             bridge_mappings,
             tunneling_ip: section.tunneling_ip,
@@ -178,7 +187,8 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read config file {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
             }
             None => Config::default(),
         };
@@ -210,16 +220,24 @@ impl Config {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.server.data_dir.clone().unwrap_or_else(default_data_dir)
+        self.server
+            .data_dir
+            .clone()
+            .unwrap_or_else(default_data_dir)
     }
 
     pub fn fernet_key_dir(&self) -> PathBuf {
-        self.identity.fernet_key_repository.clone().unwrap_or_else(|| self.data_dir().join("fernet-keys"))
+        self.identity
+            .fernet_key_repository
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("fernet-keys"))
     }
 
     pub fn listen(&self) -> anyhow::Result<SocketAddr> {
         let text = self.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-        text.parse().with_context(|| format!("invalid listen address '{text}'; use ADDR:PORT such as {DEFAULT_LISTEN}"))
+        text.parse().with_context(|| {
+            format!("invalid listen address '{text}'; use ADDR:PORT such as {DEFAULT_LISTEN}")
+        })
     }
 
     /// The URL clients use. An unspecified listen address (0.0.0.0) cannot
@@ -283,14 +301,21 @@ mod tests {
     fn file_values_are_overridden_by_options() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("oxstack.toml");
-        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:6000\"\n[identity]\ntoken_expiration = 60\n").unwrap();
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:6000\"\n[identity]\ntoken_expiration = 60\n",
+        )
+        .unwrap();
         let mut args = UpArgs::default();
         args.common.config = Some(file);
         let config = Config::for_up(&args).unwrap();
         assert_eq!(config.listen().unwrap().port(), 6000);
         assert_eq!(config.identity.token_expiration, 60);
         args.listen = Some("127.0.0.1:7000".into());
-        assert_eq!(Config::for_up(&args).unwrap().listen().unwrap().port(), 7000);
+        assert_eq!(
+            Config::for_up(&args).unwrap().listen().unwrap().port(),
+            7000
+        );
     }
 
     #[test]
@@ -298,7 +323,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "[server]\nlisen = \"x\"\n").unwrap();
-        let args = CommonArgs { config: Some(file), data_dir: None };
+        let args = CommonArgs {
+            config: Some(file),
+            data_dir: None,
+        };
         let error = Config::load(&args).unwrap_err();
         assert!(format!("{error:#}").contains("lisen"), "{error:#}");
     }
@@ -307,14 +335,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("oxstack.toml");
         std::fs::write(&file, text).unwrap();
-        Config::load(&CommonArgs { config: Some(file), data_dir: None }).unwrap().netagent
+        Config::load(&CommonArgs {
+            config: Some(file),
+            data_dir: None,
+        })
+        .unwrap()
+        .netagent
     }
 
     #[test]
     fn missing_bridge_mappings_default_to_public_br_ex() {
         for text in ["", "[netagent]\nhost = \"node1\"\n"] {
             let netagent = netagent_from(text);
-            assert_eq!(netagent.bridge_mappings, vec!["public:br-ex".to_owned()], "config {text:?}");
+            assert_eq!(
+                netagent.bridge_mappings,
+                vec!["public:br-ex".to_owned()],
+                "config {text:?}"
+            );
             assert_eq!(netagent.default_bridge(), Some("br-ex"), "config {text:?}");
         }
         assert_eq!(NetAgentConfig::default().default_bridge(), Some("br-ex"));
@@ -331,8 +368,15 @@ mod tests {
     fn configured_br_ex_is_not_created() {
         let netagent = netagent_from("[netagent]\nbridge_mappings = [\"public:br-ex\"]\n");
         assert_eq!(netagent.bridge_mappings, vec!["public:br-ex".to_owned()]);
-        assert_eq!(netagent.default_bridge(), None, "an operator's br-ex is theirs");
-        let literal = NetAgentConfig { bridge_mappings: vec!["physnet1:br-ex".into()], ..Default::default() };
+        assert_eq!(
+            netagent.default_bridge(),
+            None,
+            "an operator's br-ex is theirs"
+        );
+        let literal = NetAgentConfig {
+            bridge_mappings: vec!["physnet1:br-ex".into()],
+            ..Default::default()
+        };
         assert_eq!(literal.default_bridge(), None);
     }
 
@@ -341,13 +385,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "[netagent]\nbridge_mapping = []\n").unwrap();
-        let error = Config::load(&CommonArgs { config: Some(file), data_dir: None }).unwrap_err();
+        let error = Config::load(&CommonArgs {
+            config: Some(file),
+            data_dir: None,
+        })
+        .unwrap_err();
         assert!(format!("{error:#}").contains("bridge_mapping"), "{error:#}");
     }
 
     #[test]
     fn unspecified_listen_gives_loopback_url() {
-        let config = Config { server: ServerConfig { listen: Some("0.0.0.0:5000".into()), ..Default::default() }, ..Default::default() };
+        let config = Config {
+            server: ServerConfig {
+                listen: Some("0.0.0.0:5000".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         assert_eq!(config.public_url().unwrap(), "http://127.0.0.1:5000");
     }
 }

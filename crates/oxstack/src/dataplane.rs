@@ -22,7 +22,8 @@ use std::time::Duration;
 use anyhow::Context;
 use oxstack_netagent::ipnet::Ipv4Net;
 use oxstack_netagent::{
-    Dataplane, DesiredState, DhcpServer, Dnsmasq, LinuxDataplane, NamespaceMetadataProxy, NftCommand, Reconciler,
+    Dataplane, DesiredState, DhcpServer, Dnsmasq, LinuxDataplane, NamespaceMetadataProxy,
+    NftCommand, Reconciler,
 };
 use oxstack_network::NetworkService;
 use tokio::sync::Mutex;
@@ -88,7 +89,11 @@ impl HostAgent {
             dataplane,
             dhcp,
             probe,
-            applied: Mutex::new(Applied { reconciler, last: None, failed: false }),
+            applied: Mutex::new(Applied {
+                reconciler,
+                last: None,
+                failed: false,
+            }),
         }
     }
 
@@ -99,7 +104,10 @@ impl HostAgent {
             .networks
             .host_view(&self.host)
             .await
-            .map_err(|error| AgentError::Read { host: self.host.clone(), message: error.message })?;
+            .map_err(|error| AgentError::Read {
+                host: self.host.clone(),
+                message: error.message,
+            })?;
         Ok(desired::build(&view, &self.settings))
     }
 
@@ -115,7 +123,9 @@ impl HostAgent {
             return Ok(false);
         }
         let Applied { reconciler, .. } = &mut *applied;
-        let result = reconciler.reconcile(&desired, self.dataplane.as_ref(), self.dhcp.as_ref()).await;
+        let result = reconciler
+            .reconcile(&desired, self.dataplane.as_ref(), self.dhcp.as_ref())
+            .await;
         applied.failed = result.is_err();
         applied.last = Some(desired);
         result?;
@@ -128,12 +138,17 @@ impl HostAgent {
     pub async fn ensure_network_plugged(&self, network_id: &str) -> Result<(), AgentError> {
         self.sync(true).await?;
         let applied = self.applied.lock().await;
-        let plugged = applied
-            .last
-            .as_ref()
-            .is_some_and(|state| state.networks.iter().any(|network| network.id == network_id));
+        let plugged = applied.last.as_ref().is_some_and(|state| {
+            state
+                .networks
+                .iter()
+                .any(|network| network.id == network_id)
+        });
         if !plugged {
-            return Err(AgentError::NotOnHost { network_id: network_id.to_owned(), host: self.host.clone() });
+            return Err(AgentError::NotOnHost {
+                network_id: network_id.to_owned(),
+                host: self.host.clone(),
+            });
         }
         Ok(())
     }
@@ -224,7 +239,9 @@ pub async fn start(
     // as Neutron schedules networks to a DHCP agent that starts.
     match networks.schedule_dhcp().await {
         Ok(served) => tracing::info!(networks = served, "networks with DHCP ports"),
-        Err(error) => tracing::warn!(error = %error.message, "cannot give networks their DHCP ports"),
+        Err(error) => {
+            tracing::warn!(error = %error.message, "cannot give networks their DHCP ports")
+        }
     }
     if kind == DataplaneKind::None {
         tracing::info!("network dataplane disabled by [netagent] dataplane = \"none\"");
@@ -238,24 +255,32 @@ pub async fn start(
         .map(|ip| ip.parse::<Ipv4Addr>())
         .transpose()
         .context("[netagent] tunneling_ip must be an IPv4 address for VXLAN")?;
-    let dataplane = LinuxDataplane::new().context("cannot open a netlink socket for the network dataplane")?;
+    let dataplane =
+        LinuxDataplane::new().context("cannot open a netlink socket for the network dataplane")?;
     // The mapped bridge must exist before the first pass plugs `public`.
     if let Some(bridge) = config.netagent.default_bridge() {
         let ledger_dir = data_dir.join("netagent");
-        if let Err(error) = external_bridge::ensure(&dataplane, &ledger_dir, bridge, external_gateway).await {
+        if let Err(error) =
+            external_bridge::ensure(&dataplane, &ledger_dir, bridge, external_gateway).await
+        {
             tracing::error!(bridge, error = format!("{error:#}"),
                             "cannot set up the bridge of the default external network, so routers on it get no gateway and floating IPs do not work");
         }
     }
     let state_dir = data_dir.join("dhcp");
-    std::fs::create_dir_all(&state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create {}", state_dir.display()))?;
     let dnsmasq = Dnsmasq::new(&state_dir);
     let reconciler = Reconciler::new()
         .with_state_dir(data_dir.join("netagent"))
         .context("cannot load the network agent's record of what it created")?
         .with_nftables(Arc::new(NftCommand::new()))
         .with_metadata_proxy(Arc::new(NamespaceMetadataProxy::new()));
-    let settings = HostSettings { tunnel_ip, bridge_mappings: report.bridge_mappings, metadata };
+    let settings = HostSettings {
+        tunnel_ip,
+        bridge_mappings: report.bridge_mappings,
+        metadata,
+    };
     let agent = Arc::new(HostAgent::new(
         networks.clone(),
         host.clone(),
@@ -309,5 +334,9 @@ pub async fn teardown(data_dir: &Path) -> anyhow::Result<Removed> {
         .context("cannot remove the network agent's devices")?;
     // After the routers: their gateway ports sit in the bridge.
     let bridge = external_bridge::remove(&dataplane, &ledger_dir).await?;
-    Ok(Removed { networks, routers, bridge })
+    Ok(Removed {
+        networks,
+        routers,
+        bridge,
+    })
 }

@@ -53,12 +53,19 @@ impl HostProbe for LinuxHost {
     }
 
     fn is_bridge(&self, name: &str) -> bool {
-        Path::new("/sys/class/net").join(name).join("bridge").is_dir()
+        Path::new("/sys/class/net")
+            .join(name)
+            .join("bridge")
+            .is_dir()
     }
 
     fn has_program(&self, name: &str) -> bool {
-        let Some(path) = std::env::var_os("PATH") else { return false };
-        std::env::split_paths(&path).chain(["/usr/sbin".into(), "/sbin".into()]).any(|dir| dir.join(name).is_file())
+        let Some(path) = std::env::var_os("PATH") else {
+            return false;
+        };
+        std::env::split_paths(&path)
+            .chain(["/usr/sbin".into(), "/sbin".into()])
+            .any(|dir| dir.join(name).is_file())
     }
 
     fn has_kernel_module(&self, name: &str) -> bool {
@@ -72,8 +79,10 @@ impl HostProbe for LinuxHost {
         let base = Path::new("/lib/modules").join(release.trim());
         let needle = format!("/{name}.ko");
         let listed = ["modules.builtin", "modules.dep"].iter().any(|list| {
-            std::fs::read_to_string(base.join(list))
-                .is_ok_and(|text| text.lines().any(|line| line.split(':').next().is_some_and(|m| m.contains(&needle))))
+            std::fs::read_to_string(base.join(list)).is_ok_and(|text| {
+                text.lines()
+                    .any(|line| line.split(':').next().is_some_and(|m| m.contains(&needle)))
+            })
         });
         listed || kernel_config_enables(release.trim(), name)
     }
@@ -83,7 +92,9 @@ impl HostProbe for LinuxHost {
     }
 
     fn read_setting(&self, path: &str) -> Option<String> {
-        std::fs::read_to_string(path).ok().map(|text| text.trim().to_owned())
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|text| text.trim().to_owned())
     }
 
     fn path_exists(&self, path: &str) -> bool {
@@ -94,7 +105,10 @@ impl HostProbe for LinuxHost {
         // `kvm` (unlike `auto`) fails with the reason, and it runs the same
         // probe as the QEMU driver: nested KVM can open /dev/kvm and still
         // fail to run a guest with `-cpu host`.
-        VirtType::Kvm.resolve(qemu_binary).map(drop).map_err(|error| kvm_reason(&error.to_string()))
+        VirtType::Kvm
+            .resolve(qemu_binary)
+            .map(drop)
+            .map_err(|error| kvm_reason(&error.to_string()))
     }
 }
 
@@ -102,7 +116,9 @@ impl HostProbe for LinuxHost {
 /// ("virt_type is kvm but REASON; FIX"), because the doctor states its own
 /// fix for each virt_type. Any other text is returned whole.
 fn kvm_reason(message: &str) -> String {
-    let reason = message.strip_prefix("virt_type is kvm but ").unwrap_or(message);
+    let reason = message
+        .strip_prefix("virt_type is kvm but ")
+        .unwrap_or(message);
     match reason.rfind("; enable hardware virtualisation") {
         Some(end) => reason[..end].to_owned(),
         None => reason.to_owned(),
@@ -121,11 +137,22 @@ fn kernel_config_enables(release: &str, module: &str) -> bool {
         "nf_tables" => "CONFIG_NF_TABLES",
         _ => return false,
     };
-    let text = std::fs::read_to_string(format!("/boot/config-{release}")).ok().or_else(|| {
-        let output = std::process::Command::new("zcat").arg("/proc/config.gz").output().ok()?;
-        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned())
-    });
-    text.is_some_and(|text| text.lines().any(|line| line == format!("{symbol}=y") || line == format!("{symbol}=m")))
+    let text = std::fs::read_to_string(format!("/boot/config-{release}"))
+        .ok()
+        .or_else(|| {
+            let output = std::process::Command::new("zcat")
+                .arg("/proc/config.gz")
+                .output()
+                .ok()?;
+            output
+                .status
+                .success()
+                .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+        });
+    text.is_some_and(|text| {
+        text.lines()
+            .any(|line| line == format!("{symbol}=y") || line == format!("{symbol}=m"))
+    })
 }
 
 /// One finding: what is wrong and how to fix it.
@@ -146,7 +173,11 @@ pub struct Findings {
 
 impl Findings {
     fn problem(&mut self, check: &'static str, message: String, fix: String) {
-        self.problems.push(Problem { check, message, fix });
+        self.problems.push(Problem {
+            check,
+            message,
+            fix,
+        });
     }
 }
 
@@ -165,16 +196,20 @@ pub fn check(config: &Config, host: &dyn HostProbe) -> Findings {
     }
     match config.hypervisor.driver {
         DriverKind::Qemu => check_qemu(config, host, &mut findings),
-        DriverKind::Fake => findings
-            .notes
-            .push("[hypervisor] driver is fake: servers are not run, so QEMU and KVM are not checked".into()),
+        DriverKind::Fake => findings.notes.push(
+            "[hypervisor] driver is fake: servers are not run, so QEMU and KVM are not checked"
+                .into(),
+        ),
     }
     findings
 }
 
 fn check_bridge_mappings(config: &Config, host: &dyn HostProbe, findings: &mut Findings) {
     for mapping in &config.netagent.bridge_mappings {
-        let Some((physnet, bridge)) = mapping.split_once(':').filter(|(p, b)| !p.is_empty() && !b.is_empty()) else {
+        let Some((physnet, bridge)) = mapping
+            .split_once(':')
+            .filter(|(p, b)| !p.is_empty() && !b.is_empty())
+        else {
             findings.problem(
                 "bridge_mappings",
                 format!("bridge mapping '{mapping}' is not PHYSNET:BRIDGE"),
@@ -221,7 +256,10 @@ fn check_dataplane(host: &dyn HostProbe, findings: &mut Findings) {
 
     for (module, purpose) in [
         ("bridge", "one bridge per network"),
-        ("br_netfilter", "security groups between ports on one bridge"),
+        (
+            "br_netfilter",
+            "security groups between ports on one bridge",
+        ),
         ("vxlan", "VXLAN tenant networks"),
         ("tun", "tap devices for servers"),
         ("veth", "namespace links for DHCP and routers"),
@@ -269,7 +307,11 @@ fn check_dataplane(host: &dyn HostProbe, findings: &mut Findings) {
 }
 
 fn check_qemu(config: &Config, host: &dyn HostProbe, findings: &mut Findings) {
-    let qemu_binary = config.hypervisor.qemu_binary.clone().unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"));
+    let qemu_binary = config
+        .hypervisor
+        .qemu_binary
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"));
     let qemu_name = qemu_binary.display().to_string();
     let qemu_present = if qemu_binary.components().count() > 1 {
         host.path_exists(&qemu_name)
@@ -284,7 +326,11 @@ fn check_qemu(config: &Config, host: &dyn HostProbe, findings: &mut Findings) {
         );
     }
     for (program, package, purpose) in [
-        ("qemu-img", "qemu-utils", "disk overlays and image conversion"),
+        (
+            "qemu-img",
+            "qemu-utils",
+            "disk overlays and image conversion",
+        ),
         ("genisoimage", "genisoimage", "config drives"),
     ] {
         if !host.has_program(program) {
@@ -311,7 +357,10 @@ fn check_qemu(config: &Config, host: &dyn HostProbe, findings: &mut Findings) {
         }
     };
     if virt_type == VirtType::Qemu {
-        findings.notes.push("virt_type is qemu: servers run under software emulation (TCG); KVM is not checked".into());
+        findings.notes.push(
+            "virt_type is qemu: servers run under software emulation (TCG); KVM is not checked"
+                .into(),
+        );
         return;
     }
     match host.kvm_check(&qemu_binary) {
@@ -353,10 +402,16 @@ pub fn check_networks(config: &Config, networks: &[Network], findings: &mut Find
         created_at: 0,
     };
     for network in networks {
-        let Err(reason) = oxstack_network::binding::check_host(Some(&agent), &host, network, 0, i64::MAX) else {
+        let Err(reason) =
+            oxstack_network::binding::check_host(Some(&agent), &host, network, 0, i64::MAX)
+        else {
             continue;
         };
-        let physnet = network.segment.physical_network.as_deref().unwrap_or_default();
+        let physnet = network
+            .segment
+            .physical_network
+            .as_deref()
+            .unwrap_or_default();
         let fix = match network.segment.network_type {
             NetworkType::Flat | NetworkType::Vlan => format!(
                 "set `bridge_mappings = [\"{physnet}:br-ex\"]` in the [netagent] section, where br-ex is a Linux \
@@ -367,7 +422,10 @@ pub fn check_networks(config: &Config, networks: &[Network], findings: &mut Find
         };
         findings.problem(
             "networks",
-            format!("servers on network {} ({}) would fail with PortBindingFailed: {reason}", network.name, network.id),
+            format!(
+                "servers on network {} ({}) would fail with PortBindingFailed: {reason}",
+                network.name, network.id
+            ),
             fix,
         );
     }
@@ -390,7 +448,11 @@ async fn read_networks(config: &Config) -> anyhow::Result<StoredNetworks> {
             if !file.exists() {
                 return Ok(StoredNetworks::NoDatabase(file));
             }
-            if url.contains('?') { url } else { format!("{url}?mode=ro") }
+            if url.contains('?') {
+                url
+            } else {
+                format!("{url}?mode=ro")
+            }
         }
         None => url,
     };
@@ -436,7 +498,10 @@ pub fn format_report(findings: &Findings) -> String {
         report.push_str(&format!("note: {note}\n"));
     }
     for problem in &findings.problems {
-        report.push_str(&format!("problem ({}): {}\n  fix: {}\n", problem.check, problem.message, problem.fix));
+        report.push_str(&format!(
+            "problem ({}): {}\n  fix: {}\n",
+            problem.check, problem.message, problem.fix
+        ));
     }
     if findings.problems.is_empty() {
         report.push_str("oxstack doctor: no problems found\n");
@@ -447,13 +512,18 @@ pub fn format_report(findings: &Findings) -> String {
 /// Runs the checks on this host, prints the report and fails when any
 /// problem was found.
 pub fn run(config: &Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let findings = runtime.block_on(diagnose(config, &LinuxHost));
     print!("{}", format_report(&findings));
     if findings.problems.is_empty() {
         return Ok(());
     }
-    anyhow::bail!("{} problem(s) found; fix them and run `oxstack doctor` again", findings.problems.len())
+    anyhow::bail!(
+        "{} problem(s) found; fix them and run `oxstack doctor` again",
+        findings.problems.len()
+    )
 }
 
 #[cfg(test)]
@@ -480,8 +550,24 @@ mod tests {
             FakeHost {
                 interfaces: ["br-ex"].into(),
                 bridges: ["br-ex"].into(),
-                programs: ["dnsmasq", "nft", "ip", "qemu-system-x86_64", "qemu-img", "genisoimage"].into(),
-                modules: ["bridge", "br_netfilter", "vxlan", "tun", "veth", "nf_tables"].into(),
+                programs: [
+                    "dnsmasq",
+                    "nft",
+                    "ip",
+                    "qemu-system-x86_64",
+                    "qemu-img",
+                    "genisoimage",
+                ]
+                .into(),
+                modules: [
+                    "bridge",
+                    "br_netfilter",
+                    "vxlan",
+                    "tun",
+                    "veth",
+                    "nf_tables",
+                ]
+                .into(),
                 loaded: ["bridge", "br_netfilter"].into(),
                 paths: [TUN_DEVICE].into(),
                 bridge_nf_call_iptables: Some("1"),
@@ -520,7 +606,10 @@ mod tests {
             self.loaded.contains(name)
         }
         fn read_setting(&self, path: &str) -> Option<String> {
-            (path == BRIDGE_NF_CALL_IPTABLES).then_some(self.bridge_nf_call_iptables).flatten().map(str::to_owned)
+            (path == BRIDGE_NF_CALL_IPTABLES)
+                .then_some(self.bridge_nf_call_iptables)
+                .flatten()
+                .map(str::to_owned)
         }
         fn path_exists(&self, path: &str) -> bool {
             self.paths.contains(path)
@@ -545,16 +634,35 @@ mod tests {
     fn complete_host_has_no_problems() {
         let findings = check(&config_with(&["physnet1:br-ex"]), &FakeHost::complete());
         assert_eq!(findings.problems, vec![]);
-        assert!(findings.notes.iter().any(|n| n.contains("software emulation")), "{:?}", findings.notes);
-        assert!(findings.notes.iter().any(|n| n.contains("MSR 0x10a")), "{:?}", findings.notes);
+        assert!(
+            findings
+                .notes
+                .iter()
+                .any(|n| n.contains("software emulation")),
+            "{:?}",
+            findings.notes
+        );
+        assert!(
+            findings.notes.iter().any(|n| n.contains("MSR 0x10a")),
+            "{:?}",
+            findings.notes
+        );
     }
 
     #[test]
     fn missing_bridge_names_physnet_and_fix() {
-        let findings = check(&config_with(&["physnet1:br-missing"]), &FakeHost::complete());
+        let findings = check(
+            &config_with(&["physnet1:br-missing"]),
+            &FakeHost::complete(),
+        );
         assert_eq!(findings.problems.len(), 1);
-        assert!(findings.problems[0].message.contains("br-missing") && findings.problems[0].message.contains("physnet1"));
-        assert!(findings.problems[0].fix.contains("ip link add br-missing type bridge"));
+        assert!(
+            findings.problems[0].message.contains("br-missing")
+                && findings.problems[0].message.contains("physnet1")
+        );
+        assert!(findings.problems[0]
+            .fix
+            .contains("ip link add br-missing type bridge"));
     }
 
     #[test]
@@ -562,13 +670,21 @@ mod tests {
         let mut host = FakeHost::complete();
         host.interfaces.insert("eth1");
         let findings = check(&config_with(&["physnet1:eth1"]), &host);
-        assert!(findings.problems[0].message.contains("not a bridge"), "{:?}", findings.problems);
+        assert!(
+            findings.problems[0].message.contains("not a bridge"),
+            "{:?}",
+            findings.problems
+        );
     }
 
     #[test]
     fn malformed_mapping_is_reported() {
         let findings = check(&config_with(&["physnet1"]), &FakeHost::complete());
-        assert!(findings.problems[0].message.contains("PHYSNET:BRIDGE"), "{:?}", findings.problems);
+        assert!(
+            findings.problems[0].message.contains("PHYSNET:BRIDGE"),
+            "{:?}",
+            findings.problems
+        );
     }
 
     #[test]
@@ -576,17 +692,30 @@ mod tests {
         let findings = check(&config_with(&[]), &FakeHost::empty());
         let fixes: Vec<&str> = findings.problems.iter().map(|p| p.fix.as_str()).collect();
         for package in ["dnsmasq-base", "nftables", "qemu-utils", "genisoimage"] {
-            assert!(fixes.contains(&format!("apt-get install {package}").as_str()), "{package}: {fixes:?}");
+            assert!(
+                fixes.contains(&format!("apt-get install {package}").as_str()),
+                "{package}: {fixes:?}"
+            );
         }
-        assert!(findings.problems.iter().any(|p| p.message.contains("qemu-system-x86_64")));
+        assert!(findings
+            .problems
+            .iter()
+            .any(|p| p.message.contains("qemu-system-x86_64")));
         for module in ["vxlan", "br_netfilter", "nf_tables"] {
             assert!(
-                findings.problems.iter().any(|p| p.message.contains(&format!("kernel module {module} "))),
+                findings
+                    .problems
+                    .iter()
+                    .any(|p| p.message.contains(&format!("kernel module {module} "))),
                 "{module}: {:?}",
                 findings.problems
             );
         }
-        let tun = findings.problems.iter().find(|p| p.message.contains(TUN_DEVICE)).expect("tun problem");
+        let tun = findings
+            .problems
+            .iter()
+            .find(|p| p.message.contains(TUN_DEVICE))
+            .expect("tun problem");
         assert!(tun.fix.contains("mknod"), "{}", tun.fix);
     }
 
@@ -594,7 +723,10 @@ mod tests {
     fn kvm_reason_drops_driver_fix() {
         let message = "virt_type is kvm but QEMU cannot run a KVM guest with -cpu host (signal: 6): failed to set \
                        MSR 0x10a; enable hardware virtualisation and load the kvm module, or set virt_type to qemu";
-        assert_eq!(kvm_reason(message), "QEMU cannot run a KVM guest with -cpu host (signal: 6): failed to set MSR 0x10a");
+        assert_eq!(
+            kvm_reason(message),
+            "QEMU cannot run a KVM guest with -cpu host (signal: 6): failed to set MSR 0x10a"
+        );
         assert_eq!(kvm_reason("other failure"), "other failure");
     }
 
@@ -604,7 +736,10 @@ mod tests {
         host.bridge_nf_call_iptables = Some("0");
         let findings = check(&config_with(&[]), &host);
         assert!(
-            findings.notes.iter().any(|n| n.contains("bridge-nf-call-iptables is 0") && n.contains("sysctl -w")),
+            findings
+                .notes
+                .iter()
+                .any(|n| n.contains("bridge-nf-call-iptables is 0") && n.contains("sysctl -w")),
             "{:?}",
             findings.notes
         );
@@ -613,9 +748,16 @@ mod tests {
     #[test]
     fn kvm_required_but_unusable_is_a_problem() {
         let mut config = config_with(&[]);
-        config.hypervisor = HypervisorConfig { virt_type: "kvm".into(), ..Default::default() };
+        config.hypervisor = HypervisorConfig {
+            virt_type: "kvm".into(),
+            ..Default::default()
+        };
         let findings = check(&config, &FakeHost::complete());
-        let kvm = findings.problems.iter().find(|p| p.check == "hypervisor").expect("KVM problem");
+        let kvm = findings
+            .problems
+            .iter()
+            .find(|p| p.check == "hypervisor")
+            .expect("KVM problem");
         assert!(kvm.message.contains("MSR 0x10a"), "{}", kvm.message);
         assert!(kvm.fix.contains("virt_type"), "{}", kvm.fix);
     }
@@ -632,9 +774,14 @@ mod tests {
     /// A config whose database is the one `networks` runs on.
     fn config_on(networks: &TestNetworks, mappings: &[&str]) -> Config {
         let mut config = config_with(mappings);
-        config.server =
-            ServerConfig { data_dir: Some(networks.dir.path().to_owned()), ..Default::default() };
-        config.server.database_url = Some(format!("sqlite://{}/test.db", networks.dir.path().display()));
+        config.server = ServerConfig {
+            data_dir: Some(networks.dir.path().to_owned()),
+            ..Default::default()
+        };
+        config.server.database_url = Some(format!(
+            "sqlite://{}/test.db",
+            networks.dir.path().display()
+        ));
         config
     }
 
@@ -643,15 +790,35 @@ mod tests {
         let networks = TestNetworks::start(Default::default()).await;
         let body = json!({"name": "public", "router:external": true, "provider:network_type": "flat",
                           "provider:physical_network": "physnet1"});
-        networks.admin.create("networks", "network", body).await.unwrap();
-        networks.network("demo", "private", "10.0.0.0/24", json!({})).await;
+        networks
+            .admin
+            .create("networks", "network", body)
+            .await
+            .unwrap();
+        networks
+            .network("demo", "private", "10.0.0.0/24", json!({}))
+            .await;
 
         let findings = diagnose(&config_on(&networks, &[]), &FakeHost::complete()).await;
         let report = format_report(&findings);
-        let network_problems: Vec<&Problem> = findings.problems.iter().filter(|p| p.check == "networks").collect();
+        let network_problems: Vec<&Problem> = findings
+            .problems
+            .iter()
+            .filter(|p| p.check == "networks")
+            .collect();
         assert_eq!(network_problems.len(), 1, "{report}");
-        for expected in ["public", "physnet1", "node1", "PortBindingFailed", "bridge_mappings", "physnet1:br-ex"] {
-            assert!(report.contains(expected), "{expected} missing from:\n{report}");
+        for expected in [
+            "public",
+            "physnet1",
+            "node1",
+            "PortBindingFailed",
+            "bridge_mappings",
+            "physnet1:br-ex",
+        ] {
+            assert!(
+                report.contains(expected),
+                "{expected} missing from:\n{report}"
+            );
         }
     }
 
@@ -660,9 +827,17 @@ mod tests {
         let networks = TestNetworks::start(Default::default()).await;
         let body = json!({"name": "public", "provider:network_type": "flat",
                           "provider:physical_network": "physnet1"});
-        networks.admin.create("networks", "network", body).await.unwrap();
+        networks
+            .admin
+            .create("networks", "network", body)
+            .await
+            .unwrap();
 
-        let findings = diagnose(&config_on(&networks, &["physnet1:br-ex"]), &FakeHost::complete()).await;
+        let findings = diagnose(
+            &config_on(&networks, &["physnet1:br-ex"]),
+            &FakeHost::complete(),
+        )
+        .await;
         assert_eq!(findings.problems, vec![], "{}", format_report(&findings));
     }
 
@@ -673,7 +848,11 @@ mod tests {
         config.server.data_dir = Some(dir.path().to_owned());
         let findings = diagnose(&config, &FakeHost::complete()).await;
         assert_eq!(findings.problems, vec![]);
-        assert!(findings.notes.iter().any(|n| n.contains("no database")), "{:?}", findings.notes);
+        assert!(
+            findings.notes.iter().any(|n| n.contains("no database")),
+            "{:?}",
+            findings.notes
+        );
         assert!(!dir.path().join("oxstack.db").exists());
     }
 }

@@ -29,11 +29,18 @@ pub fn admin_password(data_dir: &Path, given: Option<&str>) -> anyhow::Result<St
 fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
-    (0..24).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..24)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Writes `openrc` and `clouds.yaml` for the admin user.
-pub fn write_client_files(data_dir: &Path, public_url: &str, password: &str, region: &str) -> anyhow::Result<()> {
+pub fn write_client_files(
+    data_dir: &Path,
+    public_url: &str,
+    password: &str,
+    region: &str,
+) -> anyhow::Result<()> {
     let openrc = format!(
         "# OxStack admin credentials: `source` this file, then run `openstack …`.\n\
          export OS_AUTH_URL={public_url}/v3\n\
@@ -84,7 +91,10 @@ mod tests {
         let first = admin_password(dir.path(), None).unwrap();
         assert_eq!(first.len(), 24);
         assert_eq!(admin_password(dir.path(), None).unwrap(), first);
-        let mode = std::fs::metadata(dir.path().join(ADMIN_PASSWORD_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(ADMIN_PASSWORD_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(admin_password(dir.path(), Some("given")).unwrap(), "given");
         assert_eq!(admin_password(dir.path(), None).unwrap(), "given");

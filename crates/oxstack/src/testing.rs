@@ -21,20 +21,44 @@ impl TestNetworks {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/test.db", dir.path().display());
         let store = oxstack_store::Store::connect(&url).await.unwrap();
-        let service = Arc::new(NetworkService::open(store, config, "http://127.0.0.1:5000".into()).await.unwrap());
+        let service = Arc::new(
+            NetworkService::open(store, config, "http://127.0.0.1:5000".into())
+                .await
+                .unwrap(),
+        );
         let admin = Api::as_admin(&service, "admin-project");
-        TestNetworks { dir, service, admin }
+        TestNetworks {
+            dir,
+            service,
+            admin,
+        }
     }
 
     /// Creates a network with one IPv4 subnet in `project` and returns
     /// the ids of both. `extra` adds attributes to the network.
-    pub async fn network(&self, project: &str, name: &str, cidr: &str, extra: serde_json::Value) -> (String, String) {
+    pub async fn network(
+        &self,
+        project: &str,
+        name: &str,
+        cidr: &str,
+        extra: serde_json::Value,
+    ) -> (String, String) {
         let mut body = json!({"name": name, "project_id": project});
-        body.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
-        let network = self.admin.create("networks", "network", body).await.unwrap();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        let network = self
+            .admin
+            .create("networks", "network", body)
+            .await
+            .unwrap();
         let subnet = json!({"network_id": network, "ip_version": 4, "cidr": cidr, "project_id": project,
                             "dns_nameservers": ["192.0.2.53"]});
-        let subnet = self.admin.create("subnets", "subnet", subnet).await.unwrap();
+        let subnet = self
+            .admin
+            .create("subnets", "subnet", subnet)
+            .await
+            .unwrap();
         (network, subnet)
     }
 }

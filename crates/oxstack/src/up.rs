@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use oxstack_compute::{Backends, ComputeService};
 use oxstack_core::metrics::Metrics;
 use oxstack_identity::bootstrap::{self, CatalogEntry};
-use oxstack_compute::{Backends, ComputeService};
 use oxstack_identity::Identity;
 use oxstack_image::{ImageService, Visibility};
 use oxstack_network::NetworkService;
@@ -24,7 +24,9 @@ use crate::UpArgs;
 
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let config = Config::for_up(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(config, args.admin_password))
 }
 
@@ -32,30 +34,50 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
     let data_dir = config.data_dir();
     let listen = config.listen()?;
     let public_url = config.public_url()?;
-    let mut progress = Progress::new(if config.guest_image().is_some() { 11 } else { 10 });
+    let mut progress = Progress::new(if config.guest_image().is_some() {
+        11
+    } else {
+        10
+    });
 
-    progress.step("Preparing data directory", async { prepare_data_dir(&data_dir, &config) }).await?;
+    progress
+        .step("Preparing data directory", async {
+            prepare_data_dir(&data_dir, &config)
+        })
+        .await?;
 
     let database_url = config.database_url();
     let store = progress
         .step("Opening database", async {
-            Store::connect(&database_url).await.context("cannot open the database")
+            Store::connect(&database_url)
+                .await
+                .context("cannot open the database")
         })
         .await?;
 
     let identity = progress
         .step("Starting identity service", async {
-            Identity::open(store.clone(), config.identity.clone(), &data_dir, public_url.clone())
-                .await
-                .context("cannot start the identity service")
+            Identity::open(
+                store.clone(),
+                config.identity.clone(),
+                &data_dir,
+                public_url.clone(),
+            )
+            .await
+            .context("cannot start the identity service")
         })
         .await?;
 
     let images = progress
         .step("Starting image service", async {
-            ImageService::open(store.clone(), config.image.clone(), &data_dir, public_url.clone())
-                .await
-                .context("cannot start the image service")
+            ImageService::open(
+                store.clone(),
+                config.image.clone(),
+                &data_dir,
+                public_url.clone(),
+            )
+            .await
+            .context("cannot start the image service")
         })
         .await?;
 
@@ -89,12 +111,23 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
     if let Some(path) = config.guest_image() {
         let project_id = bootstrapped.admin_project_id.clone();
         progress
-            .step(&format!("Registering test guest image {}", path.display()), async {
-                images
-                    .register_image(&path, GUEST_IMAGE_NAME, "qcow2", &project_id, Visibility::Public)
-                    .await
-                    .with_context(|| format!("cannot register the guest image {}", path.display()))
-            })
+            .step(
+                &format!("Registering test guest image {}", path.display()),
+                async {
+                    images
+                        .register_image(
+                            &path,
+                            GUEST_IMAGE_NAME,
+                            "qcow2",
+                            &project_id,
+                            Visibility::Public,
+                        )
+                        .await
+                        .with_context(|| {
+                            format!("cannot register the guest image {}", path.display())
+                        })
+                },
+            )
             .await?;
     }
 
@@ -120,27 +153,53 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
         .context("cannot open a loopback port for the metadata API")?;
     let metadata_address = metadata_listener.local_addr()?;
     let network_agent = progress
-        .step("Starting network agent", crate::dataplane::start(networks.clone(), &config, &data_dir, Some(metadata_address), external_gateway))
+        .step(
+            "Starting network agent",
+            crate::dataplane::start(
+                networks.clone(),
+                &config,
+                &data_dir,
+                Some(metadata_address),
+                external_gateway,
+            ),
+        )
         .await?;
 
     let compute = progress
-        .step(&format!("Starting compute host {host} ({} driver)", config.hypervisor.driver.name()), async {
-            let backends = Backends {
-                images: Arc::new(GlanceBackend::new(images.clone())),
-                networks: Arc::new(NeutronBackend::new(networks.clone())),
-                placement: placement.clone(),
-                driver: crate::compute_host::driver(&config, &data_dir, network_agent.clone())?,
-                host: host.clone(),
-            };
-            let compute = ComputeService::open(store.clone(), config.compute.clone(), public_url.clone(), backends)
+        .step(
+            &format!(
+                "Starting compute host {host} ({} driver)",
+                config.hypervisor.driver.name()
+            ),
+            async {
+                let backends = Backends {
+                    images: Arc::new(GlanceBackend::new(images.clone())),
+                    networks: Arc::new(NeutronBackend::new(networks.clone())),
+                    placement: placement.clone(),
+                    driver: crate::compute_host::driver(&config, &data_dir, network_agent.clone())?,
+                    host: host.clone(),
+                };
+                let compute = ComputeService::open(
+                    store.clone(),
+                    config.compute.clone(),
+                    public_url.clone(),
+                    backends,
+                )
                 .await
                 .context("cannot start the compute service")?;
-            let compute = Arc::new(compute);
-            compute.start_host().await.context("cannot register the compute host")?;
-            anyhow::Ok(compute)
-        })
+                let compute = Arc::new(compute);
+                compute
+                    .start_host()
+                    .await
+                    .context("cannot register the compute host")?;
+                anyhow::Ok(compute)
+            },
+        )
         .await?;
-    tokio::spawn(oxstack_compute::metadata::serve_metadata(compute.clone(), metadata_listener));
+    tokio::spawn(oxstack_compute::metadata::serve_metadata(
+        compute.clone(),
+        metadata_listener,
+    ));
 
     let identity = Arc::new(identity);
     let listener = progress
@@ -161,7 +220,9 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
         compute,
     };
     let app = crate::http::app(services, Metrics::new());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     store.close().await;
     println!("oxstack stopped.");
     tracing::info!("stopped");
@@ -173,12 +234,32 @@ async fn serve(config: Config, given_password: Option<String>) -> anyhow::Result
 /// behind it breaks client commands that fan out, such as `quota show`.
 fn catalog_entries(public_url: &str) -> Vec<CatalogEntry> {
     vec![
-        CatalogEntry { service_type: "identity", name: "keystone", url: format!("{public_url}/v3") },
-        CatalogEntry { service_type: "image", name: "glance", url: format!("{public_url}/image") },
+        CatalogEntry {
+            service_type: "identity",
+            name: "keystone",
+            url: format!("{public_url}/v3"),
+        },
+        CatalogEntry {
+            service_type: "image",
+            name: "glance",
+            url: format!("{public_url}/image"),
+        },
         // Clients append /v2.0 themselves.
-        CatalogEntry { service_type: "network", name: "neutron", url: format!("{public_url}/networking") },
-        CatalogEntry { service_type: "placement", name: "placement", url: format!("{public_url}/placement") },
-        CatalogEntry { service_type: "compute", name: "nova", url: format!("{public_url}/compute/v2.1") },
+        CatalogEntry {
+            service_type: "network",
+            name: "neutron",
+            url: format!("{public_url}/networking"),
+        },
+        CatalogEntry {
+            service_type: "placement",
+            name: "placement",
+            url: format!("{public_url}/placement"),
+        },
+        CatalogEntry {
+            service_type: "compute",
+            name: "nova",
+            url: format!("{public_url}/compute/v2.1"),
+        },
     ]
 }
 
@@ -190,7 +271,10 @@ fn prepare_data_dir(data_dir: &Path, config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let logs = data_dir.join("logs");
     std::fs::create_dir_all(&logs)?;
-    init_logging(&logs.join("oxstack.log"), config.server.log.as_deref().unwrap_or("info"))
+    init_logging(
+        &logs.join("oxstack.log"),
+        config.server.log.as_deref().unwrap_or("info"),
+    )
 }
 
 /// Logs go to DATA_DIR/logs/oxstack.log at the configured level, and
@@ -202,18 +286,29 @@ fn init_logging(path: &Path, filter: &str) -> anyhow::Result<()> {
         .append(true)
         .open(path)
         .with_context(|| format!("cannot open log file {}", path.display()))?;
-    let writer = std::sync::Mutex::new(file).and(std::io::stderr.with_max_level(tracing::Level::WARN));
+    let writer =
+        std::sync::Mutex::new(file).and(std::io::stderr.with_max_level(tracing::Level::WARN));
     // netlink-packet-route warns on every link dump from a kernel newer than
     // it knows (unknown IFLA_INET6_CONF fields); the links are read fine.
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("netlink_packet_route=error,{filter}"))
-        .with_context(|| format!("invalid log filter '{filter}'"))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false).try_init().ok();
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("netlink_packet_route=error,{filter}"))
+            .with_context(|| format!("invalid log filter '{filter}'"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init()
+        .ok();
     Ok(())
 }
 
 fn print_ready(data_dir: &Path, public_url: &str, first_start: bool) {
     let dir = data_dir.display();
-    let state = if first_start { "is ready (first start)" } else { "is ready (resumed)" };
+    let state = if first_start {
+        "is ready (first start)"
+    } else {
+        "is ready (resumed)"
+    };
     println!();
     println!("OxStack {state} at {public_url}");
     println!("  Use it:    source {dir}/openrc && openstack token issue");

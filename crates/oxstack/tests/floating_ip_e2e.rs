@@ -18,38 +18,50 @@ use std::time::Duration;
 use serde_json::Value;
 
 use common::{
-    free_port, link_exists, namespace_exists, process_mentions, read_openrc, repo_root, rows, step, wait_for, Cli,
-    HostCleanup, Server,
+    free_port, link_exists, namespace_exists, process_mentions, read_openrc, repo_root, rows, step,
+    wait_for, Cli, HostCleanup, Server,
 };
 
 const GUEST: &str = "tools/guest-image/out/oxstack-guest.qcow2";
 const BRIDGE: &str = "br-ex";
 
 fn missing_prerequisite() -> Option<String> {
-    if !std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false) {
+    if !std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+    {
         return Some("not root".into());
     }
     if !repo_root().join(GUEST).is_file() {
-        return Some(format!("{GUEST} is missing (tools/guest-image/build.sh builds it)"));
+        return Some(format!(
+            "{GUEST} is missing (tools/guest-image/build.sh builds it)"
+        ));
     }
     let qemu = Command::new("qemu-system-x86_64").arg("--version").output();
     if !qemu.is_ok_and(|o| o.status.success()) {
         return Some("qemu-system-x86_64 is missing".into());
     }
     if link_exists(BRIDGE) {
-        return Some(format!("{BRIDGE} already exists on this host, so another cloud or the operator owns it"));
+        return Some(format!(
+            "{BRIDGE} already exists on this host, so another cloud or the operator owns it"
+        ));
     }
     None
 }
 
 fn field<'a>(object: &'a Value, name: &str) -> &'a str {
-    object[name].as_str().unwrap_or_else(|| panic!("no string field {name} in {object}"))
+    object[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string field {name} in {object}"))
 }
 
 /// Returns the IPv4 addresses of `link` in the host namespace, as
 /// `ADDRESS/PREFIX`.
 fn addresses_of(link: &str) -> Vec<String> {
-    let output = Command::new("ip").args(["-4", "-o", "addr", "show", "dev", link]).output().unwrap();
+    let output = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", link])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     text.lines()
         .filter_map(|line| {
@@ -62,8 +74,14 @@ fn addresses_of(link: &str) -> Vec<String> {
 
 /// Pings `address` once from the host; returns ping's output when a reply came.
 fn ping(address: &str) -> Option<String> {
-    let output = Command::new("ping").args(["-c1", "-W2", address]).output().ok()?;
-    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    let output = Command::new("ping")
+        .args(["-c1", "-W2", address])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 #[test]
@@ -88,12 +106,18 @@ fn floating_ip_reaches_vm_from_host() {
     let cli = Cli::new(&home);
 
     step("start oxstack up: it creates br-ex with the gateway of public-subnet");
-    let _cleanup = HostCleanup { data_dir: data_dir.clone() };
+    let _cleanup = HostCleanup {
+        data_dir: data_dir.clone(),
+    };
     let mut server = Server::start_with_config(&repo_root(), &data_dir, free_port(), Some(&config));
     let admin = read_openrc(&data_dir.join("openrc"));
     assert!(link_exists(BRIDGE), "oxstack up did not create {BRIDGE}");
     let addresses = addresses_of(BRIDGE);
-    assert_eq!(addresses, vec!["172.24.4.1/24".to_owned()], "{BRIDGE} addresses");
+    assert_eq!(
+        addresses,
+        vec!["172.24.4.1/24".to_owned()],
+        "{BRIDGE} addresses"
+    );
     // IFF_UP is bit 0 of the link flags.
     let flags_text = std::fs::read_to_string(format!("/sys/class/net/{BRIDGE}/flags")).unwrap();
     let flags = u32::from_str_radix(flags_text.trim().trim_start_matches("0x"), 16).unwrap();
@@ -103,26 +127,62 @@ fn floating_ip_reaches_vm_from_host() {
     let agents = cli.json(&admin, &["network", "agent", "list", "--host", &host]);
     let agent_id = field(&rows(&agents)[0], "ID").to_owned();
     let agent = cli.json(&admin, &["network", "agent", "show", &agent_id]);
-    assert_eq!(agent["configuration"]["bridge_mappings"]["public"], "br-ex", "{agent}");
+    assert_eq!(
+        agent["configuration"]["bridge_mappings"]["public"], "br-ex",
+        "{agent}"
+    );
     let router = cli.json(&admin, &["router", "show", "router1"]);
     let router_id = field(&router, "id").to_owned();
     let gateway_ports = cli.json(
         &admin,
-        &["port", "list", "--device-id", &router_id, "--device-owner", "network:router_gateway"],
+        &[
+            "port",
+            "list",
+            "--device-id",
+            &router_id,
+            "--device-owner",
+            "network:router_gateway",
+        ],
     );
     let gateway_port_id = field(&rows(&gateway_ports)[0], "ID").to_owned();
     let gateway_port = cli.json(&admin, &["port", "show", &gateway_port_id]);
-    assert_eq!(gateway_port["binding_host_id"], host.as_str(), "{gateway_port}");
-    assert_ne!(gateway_port["binding_vif_type"], "binding_failed", "{gateway_port}");
+    assert_eq!(
+        gateway_port["binding_host_id"],
+        host.as_str(),
+        "{gateway_port}"
+    );
+    assert_ne!(
+        gateway_port["binding_vif_type"], "binding_failed",
+        "{gateway_port}"
+    );
 
     step("security group rule create --protocol icmp default");
-    cli.json(&admin, &["security", "group", "rule", "create", "--protocol", "icmp", "default"]);
+    cli.json(
+        &admin,
+        &[
+            "security",
+            "group",
+            "rule",
+            "create",
+            "--protocol",
+            "icmp",
+            "default",
+        ],
+    );
 
     step("server create --nic net-id=private --wait fipvm");
     let created = cli.json(
         &admin,
         &[
-            "server", "create", "--flavor", "m1.nano", "--image", "oxstack-guest", "--nic", "net-id=private", "--wait",
+            "server",
+            "create",
+            "--flavor",
+            "m1.nano",
+            "--image",
+            "oxstack-guest",
+            "--nic",
+            "net-id=private",
+            "--wait",
             "fipvm",
         ],
     );
@@ -135,51 +195,86 @@ fn floating_ip_reaches_vm_from_host() {
         .to_owned();
 
     step("the guest leases its address over DHCP");
-    wait_for("the guest's DHCP line on the console", Duration::from_secs(120), || {
-        let log = cli.ok(&admin, &["console", "log", "show", "fipvm"]);
-        log.contains(&format!(" {fixed_ip}/")).then_some(())
-    });
+    wait_for(
+        "the guest's DHCP line on the console",
+        Duration::from_secs(120),
+        || {
+            let log = cli.ok(&admin, &["console", "log", "show", "fipvm"]);
+            log.contains(&format!(" {fixed_ip}/")).then_some(())
+        },
+    );
 
     step("floating ip create public, server add floating ip");
     let floating = cli.json(&admin, &["floating", "ip", "create", "public"]);
     let floating_ip = field(&floating, "floating_ip_address").to_owned();
     let floating_id = field(&floating, "id").to_owned();
     assert!(floating_ip.starts_with("172.24.4."), "{floating}");
-    cli.ok(&admin, &["server", "add", "floating", "ip", "fipvm", &floating_ip]);
+    cli.ok(
+        &admin,
+        &["server", "add", "floating", "ip", "fipvm", &floating_ip],
+    );
     let associated = cli.json(&admin, &["floating", "ip", "show", &floating_id]);
-    assert_eq!(associated["fixed_ip_address"], fixed_ip.as_str(), "{associated}");
+    assert_eq!(
+        associated["fixed_ip_address"],
+        fixed_ip.as_str(),
+        "{associated}"
+    );
 
     step("the host pings the floating IP");
-    let reply = wait_for(&format!("ping {floating_ip} from the host"), Duration::from_secs(60), || ping(&floating_ip));
+    let reply = wait_for(
+        &format!("ping {floating_ip} from the host"),
+        Duration::from_secs(60),
+        || ping(&floating_ip),
+    );
     // The floating IP is also an address of the router's qg- interface, so
     // a reply could come from the router itself. The guest's reply crossed
     // the router once: Linux sends with TTL 64 and the router forwards with 63.
-    assert!(reply.contains("ttl=63"), "the reply did not come through the router from the guest:\n{reply}");
+    assert!(
+        reply.contains("ttl=63"),
+        "the reply did not come through the router from the guest:\n{reply}"
+    );
 
     step("delete the server, the floating IP, router1 and the networks");
     let network_ids: Vec<String> = ["private", "public"]
         .iter()
         .map(|name| field(&cli.json(&admin, &["network", "show", name]), "id").to_owned())
         .collect();
-    assert!(namespace_exists(&format!("qrouter-{router_id}")), "router1 has no namespace");
+    assert!(
+        namespace_exists(&format!("qrouter-{router_id}")),
+        "router1 has no namespace"
+    );
     cli.ok(&admin, &["server", "delete", "--wait", "fipvm"]);
-    assert!(!process_mentions("qemu-system", &server_id), "a QEMU process for {server_id} is still running");
+    assert!(
+        !process_mentions("qemu-system", &server_id),
+        "a QEMU process for {server_id} is still running"
+    );
     cli.ok(&admin, &["floating", "ip", "delete", &floating_id]);
-    cli.ok(&admin, &["router", "remove", "subnet", "router1", "private-subnet"]);
+    cli.ok(
+        &admin,
+        &["router", "remove", "subnet", "router1", "private-subnet"],
+    );
     cli.ok(&admin, &["router", "delete", "router1"]);
     cli.ok(&admin, &["network", "delete", "private", "public"]);
     wait_for("router1's namespace to go", Duration::from_secs(20), || {
         (!namespace_exists(&format!("qrouter-{router_id}"))).then_some(())
     });
     for id in &network_ids {
-        wait_for(&format!("qdhcp-{id} to go"), Duration::from_secs(20), || {
-            (!namespace_exists(&format!("qdhcp-{id}"))).then_some(())
-        });
+        wait_for(
+            &format!("qdhcp-{id} to go"),
+            Duration::from_secs(20),
+            || (!namespace_exists(&format!("qdhcp-{id}"))).then_some(()),
+        );
     }
-    assert!(ping(&floating_ip).is_none(), "the deleted floating IP {floating_ip} still answers");
+    assert!(
+        ping(&floating_ip).is_none(),
+        "the deleted floating IP {floating_ip} still answers"
+    );
     // br-ex belongs to the cloud, not to the network public, so it stays
     // until the cloud's devices are torn down.
-    assert!(link_exists(BRIDGE), "{BRIDGE} went away with the network public");
+    assert!(
+        link_exists(BRIDGE),
+        "{BRIDGE} went away with the network public"
+    );
 
     step("oxstack netagent teardown removes br-ex");
     let status = server.stop();
@@ -190,13 +285,32 @@ fn floating_ip_reaches_vm_from_host() {
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&teardown.stdout);
-    assert!(teardown.status.success(), "teardown failed: {printed}{}", String::from_utf8_lossy(&teardown.stderr));
-    assert!(printed.contains(&format!("Removed the bridge {BRIDGE}")), "{printed}");
-    assert!(!link_exists(BRIDGE), "{BRIDGE} is still there after teardown");
-    assert!(!namespace_exists(&format!("qrouter-{router_id}")), "router1's namespace is back");
+    assert!(
+        teardown.status.success(),
+        "teardown failed: {printed}{}",
+        String::from_utf8_lossy(&teardown.stderr)
+    );
+    assert!(
+        printed.contains(&format!("Removed the bridge {BRIDGE}")),
+        "{printed}"
+    );
+    assert!(
+        !link_exists(BRIDGE),
+        "{BRIDGE} is still there after teardown"
+    );
+    assert!(
+        !namespace_exists(&format!("qrouter-{router_id}")),
+        "router1's namespace is back"
+    );
     for id in &network_ids {
-        assert!(!namespace_exists(&format!("qdhcp-{id}")), "qdhcp-{id} is still there");
+        assert!(
+            !namespace_exists(&format!("qdhcp-{id}")),
+            "qdhcp-{id} is still there"
+        );
     }
     let data_dir_text = data_dir.to_string_lossy().into_owned();
-    assert!(!process_mentions("dnsmasq", &data_dir_text), "a dnsmasq of this cloud still runs");
+    assert!(
+        !process_mentions("dnsmasq", &data_dir_text),
+        "a dnsmasq of this cloud still runs"
+    );
 }

@@ -18,18 +18,23 @@ use std::time::Duration;
 use serde_json::Value;
 
 use common::{
-    env_as, free_port, link_exists, namespace_exists, process_mentions, read_openrc, repo_root, rows, step, wait_for, Cli,
-    HostCleanup, Server,
+    env_as, free_port, link_exists, namespace_exists, process_mentions, read_openrc, repo_root,
+    rows, step, wait_for, Cli, HostCleanup, Server,
 };
 
 const GUEST: &str = "tools/guest-image/out/oxstack-guest.qcow2";
 
 fn missing_prerequisite() -> Option<String> {
-    if !std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false) {
+    if !std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+    {
         return Some("not root".into());
     }
     if !repo_root().join(GUEST).is_file() {
-        return Some(format!("{GUEST} is missing (tools/guest-image/build.sh builds it)"));
+        return Some(format!(
+            "{GUEST} is missing (tools/guest-image/build.sh builds it)"
+        ));
     }
     let qemu = Command::new("qemu-system-x86_64").arg("--version").output();
     if !qemu.is_ok_and(|o| o.status.success()) {
@@ -39,7 +44,9 @@ fn missing_prerequisite() -> Option<String> {
 }
 
 fn field<'a>(object: &'a Value, name: &str) -> &'a str {
-    object[name].as_str().unwrap_or_else(|| panic!("no string field {name} in {object}"))
+    object[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string field {name} in {object}"))
 }
 
 /// The first IPv4 address in `server show`'s `addresses` field, which the
@@ -78,7 +85,9 @@ fn server_walkthrough_boots_a_real_vm() {
     let cli = Cli::new(&home);
 
     step("start oxstack up with the QEMU driver under software emulation");
-    let _cleanup = HostCleanup { data_dir: data_dir.clone() };
+    let _cleanup = HostCleanup {
+        data_dir: data_dir.clone(),
+    };
     let mut server = Server::start_with_config(&repo_root(), &data_dir, free_port(), Some(&config));
     let admin = read_openrc(&data_dir.join("openrc"));
 
@@ -90,33 +99,74 @@ fn server_walkthrough_boots_a_real_vm() {
     let network_id = field(&network, "id").to_owned();
     cli.json(
         &admin,
-        &["subnet", "create", "--network", "xmodulo", "--subnet-range", "10.77.0.0/24", "xmodulo_subnet"],
+        &[
+            "subnet",
+            "create",
+            "--network",
+            "xmodulo",
+            "--subnet-range",
+            "10.77.0.0/24",
+            "xmodulo_subnet",
+        ],
     );
     let networks = cli.json(&admin, &["network", "list"]);
-    assert!(rows(&networks).iter().any(|row| row["ID"] == network_id.as_str()));
+    assert!(rows(&networks)
+        .iter()
+        .any(|row| row["ID"] == network_id.as_str()));
 
     step("flavor list, image list, security group list, rule list");
     let flavors = cli.json(&admin, &["flavor", "list"]);
     assert!(rows(&flavors).iter().any(|row| row["Name"] == "m1.nano"));
     let images = cli.json(&admin, &["image", "list"]);
-    assert!(rows(&images).iter().any(|row| row["Name"] == "oxstack-guest"), "{images}");
+    assert!(
+        rows(&images)
+            .iter()
+            .any(|row| row["Name"] == "oxstack-guest"),
+        "{images}"
+    );
     cli.json(&admin, &["security", "group", "list"]);
     cli.json(&admin, &["security", "group", "rule", "list", "default"]);
     // The default group admits only its own members; the DHCP namespace
     // pings the guest, so ICMP is opened as an operator would.
-    cli.json(&admin, &["security", "group", "rule", "create", "--protocol", "icmp", "default"]);
+    cli.json(
+        &admin,
+        &[
+            "security",
+            "group",
+            "rule",
+            "create",
+            "--protocol",
+            "icmp",
+            "default",
+        ],
+    );
 
     step("keypair create --public-key");
     let public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFtAoZrMbQCgW5yoLzo6lMB1mSXMTgfXe0jnC3Sdj2NF walkthrough";
     std::fs::write(home.join("mykey.pub"), format!("{public_key}\n")).unwrap();
-    cli.json(&admin, &["keypair", "create", "--public-key", "mykey.pub", "mykey"]);
+    cli.json(
+        &admin,
+        &["keypair", "create", "--public-key", "mykey.pub", "mykey"],
+    );
 
     step("server create --wait vm1");
     let created = cli.json(
         &admin,
         &[
-            "server", "create", "--flavor", "m1.nano", "--image", "oxstack-guest", "--security-group", "default",
-            "--key-name", "mykey", "--nic", &format!("net-id={network_id}"), "--wait", "vm1",
+            "server",
+            "create",
+            "--flavor",
+            "m1.nano",
+            "--image",
+            "oxstack-guest",
+            "--security-group",
+            "default",
+            "--key-name",
+            "mykey",
+            "--nic",
+            &format!("net-id={network_id}"),
+            "--wait",
+            "vm1",
         ],
     );
     let server_id = field(&created, "id").to_owned();
@@ -125,30 +175,44 @@ fn server_walkthrough_boots_a_real_vm() {
     let address = first_address(&shown);
 
     step("console log shows the address server show lists, and the key from the metadata");
-    let console = wait_for("the guest's DHCP line on the console", Duration::from_secs(120), || {
-        let log = cli.ok(&admin, &["console", "log", "show", "vm1"]);
-        log.contains(&format!(" {address}/")).then_some(log)
-    });
+    let console = wait_for(
+        "the guest's DHCP line on the console",
+        Duration::from_secs(120),
+        || {
+            let log = cli.ok(&admin, &["console", "log", "show", "vm1"]);
+            log.contains(&format!(" {address}/")).then_some(log)
+        },
+    );
     let key_prefix: String = public_key.chars().take(40).collect();
     let console = if console.contains(&key_prefix) {
         console
     } else {
-        wait_for("the SSH key line on the console", Duration::from_secs(60), || {
-            let log = cli.ok(&admin, &["console", "log", "show", "vm1"]);
-            log.contains(&key_prefix).then_some(log)
-        })
+        wait_for(
+            "the SSH key line on the console",
+            Duration::from_secs(60),
+            || {
+                let log = cli.ok(&admin, &["console", "log", "show", "vm1"]);
+                log.contains(&key_prefix).then_some(log)
+            },
+        )
     };
     assert!(console.contains("oxstack-guest: hostname vm1"), "{console}");
 
     step("the guest answers ping from the DHCP namespace");
     let namespace = format!("qdhcp-{network_id}");
-    wait_for("ping from the DHCP namespace", Duration::from_secs(60), || {
-        let ping = Command::new("ip")
-            .args(["netns", "exec", &namespace, "ping", "-c", "1", "-W", "2", &address])
-            .output()
-            .unwrap();
-        ping.status.success().then_some(())
-    });
+    wait_for(
+        "ping from the DHCP namespace",
+        Duration::from_secs(60),
+        || {
+            let ping = Command::new("ip")
+                .args([
+                    "netns", "exec", &namespace, "ping", "-c", "1", "-W", "2", &address,
+                ])
+                .output()
+                .unwrap();
+            ping.status.success().then_some(())
+        },
+    );
 
     step("server stop, start, pause, unpause, suspend, resume");
     for (action, status) in [
@@ -160,15 +224,33 @@ fn server_walkthrough_boots_a_real_vm() {
         ("resume", "ACTIVE"),
     ] {
         cli.ok(&admin, &["server", action, "vm1"]);
-        wait_for(&format!("status {status} after server {action}"), Duration::from_secs(120), || {
-            let shown = cli.json(&admin, &["server", "show", "vm1"]);
-            (shown["status"] == status).then_some(())
-        });
+        wait_for(
+            &format!("status {status} after server {action}"),
+            Duration::from_secs(120),
+            || {
+                let shown = cli.json(&admin, &["server", "show", "vm1"]);
+                (shown["status"] == status).then_some(())
+            },
+        );
     }
 
     step("server lock, then a member's server stop is refused with 409");
-    cli.ok(&admin, &["user", "create", "--password", "dan-secret", "dan"]);
-    cli.ok(&admin, &["role", "add", "--project", "admin", "--user", "dan", "member"]);
+    cli.ok(
+        &admin,
+        &["user", "create", "--password", "dan-secret", "dan"],
+    );
+    cli.ok(
+        &admin,
+        &[
+            "role",
+            "add",
+            "--project",
+            "admin",
+            "--user",
+            "dan",
+            "member",
+        ],
+    );
     let dan = env_as(&admin, "dan", "dan-secret", "admin");
     cli.ok(&admin, &["server", "lock", "vm1"]);
     let refusal = cli.fails(&dan, &["server", "stop", "vm1"]);
@@ -180,11 +262,20 @@ fn server_walkthrough_boots_a_real_vm() {
     let ports = cli.json(&admin, &["port", "list", "--device-id", &server_id]);
     let port_id = field(&rows(&ports)[0], "ID").to_owned();
     let tap = format!("tap{}", &port_id[..11]);
-    assert!(link_exists(&tap), "tap {tap} should exist while the server runs");
+    assert!(
+        link_exists(&tap),
+        "tap {tap} should exist while the server runs"
+    );
     cli.ok(&admin, &["server", "delete", "--wait", "vm1"]);
-    assert!(!process_mentions("qemu-system", &server_id), "a QEMU process for {server_id} is still running");
+    assert!(
+        !process_mentions("qemu-system", &server_id),
+        "a QEMU process for {server_id} is still running"
+    );
     assert!(!link_exists(&tap), "tap {tap} is still there");
-    assert!(!data_dir.join("instances").join(&server_id).exists(), "the instance folder is still there");
+    assert!(
+        !data_dir.join("instances").join(&server_id).exists(),
+        "the instance folder is still there"
+    );
     let ports = cli.json(&admin, &["port", "list", "--device-id", &server_id]);
     assert!(rows(&ports).is_empty(), "ports left behind: {ports}");
 
@@ -192,16 +283,40 @@ fn server_walkthrough_boots_a_real_vm() {
     cli.json(
         &admin,
         &[
-            "network", "create", "--provider-network-type", "flat", "--provider-physical-network", "physnet1",
+            "network",
+            "create",
+            "--provider-network-type",
+            "flat",
+            "--provider-physical-network",
+            "physnet1",
             "flatnet",
         ],
     );
-    cli.json(&admin, &["subnet", "create", "--network", "flatnet", "--subnet-range", "10.78.0.0/24", "flat_subnet"]);
+    cli.json(
+        &admin,
+        &[
+            "subnet",
+            "create",
+            "--network",
+            "flatnet",
+            "--subnet-range",
+            "10.78.0.0/24",
+            "flat_subnet",
+        ],
+    );
     let output = cli.run(
         &admin,
         &[
-            "server", "create", "--flavor", "m1.nano", "--image", "oxstack-guest", "--nic", "net-id=flatnet",
-            "--wait", "vm2",
+            "server",
+            "create",
+            "--flavor",
+            "m1.nano",
+            "--image",
+            "oxstack-guest",
+            "--nic",
+            "net-id=flatnet",
+            "--wait",
+            "vm2",
         ],
     );
     assert!(!output.status.success(), "vm2 must not become ACTIVE");
@@ -209,7 +324,10 @@ fn server_walkthrough_boots_a_real_vm() {
     assert_eq!(field(&shown, "status"), "ERROR", "{shown}");
     let fault = shown["fault"].to_string();
     for expected in ["physnet1", &host, "bridge_mappings", "[netagent]"] {
-        assert!(fault.contains(expected), "the fault should name {expected}: {fault}");
+        assert!(
+            fault.contains(expected),
+            "the fault should name {expected}: {fault}"
+        );
     }
     cli.ok(&admin, &["server", "delete", "--wait", "vm2"]);
 
@@ -220,21 +338,39 @@ fn server_walkthrough_boots_a_real_vm() {
         .collect();
     let router = cli.json(&admin, &["router", "show", "router1"]);
     let router_id = field(&router, "id").to_owned();
-    assert!(namespace_exists(&format!("qrouter-{router_id}")), "the bootstrap router has no namespace");
-    cli.ok(&admin, &["router", "remove", "subnet", "router1", "private-subnet"]);
+    assert!(
+        namespace_exists(&format!("qrouter-{router_id}")),
+        "the bootstrap router has no namespace"
+    );
+    cli.ok(
+        &admin,
+        &["router", "remove", "subnet", "router1", "private-subnet"],
+    );
     cli.ok(&admin, &["router", "delete", "router1"]);
-    cli.ok(&admin, &["network", "delete", "xmodulo", "flatnet", "private", "public"]);
+    cli.ok(
+        &admin,
+        &[
+            "network", "delete", "xmodulo", "flatnet", "private", "public",
+        ],
+    );
     for id in &network_ids {
         let bridge = format!("brq{}", &id[..11]);
-        wait_for(&format!("bridge {bridge} and qdhcp-{id} to go"), Duration::from_secs(20), || {
-            (!link_exists(&bridge) && !namespace_exists(&format!("qdhcp-{id}"))).then_some(())
-        });
+        wait_for(
+            &format!("bridge {bridge} and qdhcp-{id} to go"),
+            Duration::from_secs(20),
+            || (!link_exists(&bridge) && !namespace_exists(&format!("qdhcp-{id}"))).then_some(()),
+        );
     }
-    assert!(!namespace_exists(&format!("qrouter-{router_id}")), "the router's namespace is still there");
+    assert!(
+        !namespace_exists(&format!("qrouter-{router_id}")),
+        "the router's namespace is still there"
+    );
     let data_dir_text = data_dir.to_string_lossy().into_owned();
-    wait_for("this cloud's dnsmasq processes to end", Duration::from_secs(10), || {
-        (!process_mentions("dnsmasq", &data_dir_text)).then_some(())
-    });
+    wait_for(
+        "this cloud's dnsmasq processes to end",
+        Duration::from_secs(10),
+        || (!process_mentions("dnsmasq", &data_dir_text)).then_some(()),
+    );
 
     server.stop();
 }

@@ -62,12 +62,21 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            return Err(StoreError::UnsupportedUrl { url: url.to_owned() });
+            return Err(StoreError::UnsupportedUrl {
+                url: url.to_owned(),
+            });
         };
-        let connect_error = |source| StoreError::Connect { url: redact(url), source };
+        let connect_error = |source| StoreError::Connect {
+            url: redact(url),
+            source,
+        };
         let pool = match backend {
             Backend::Sqlite => {
-                let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+                let url = if url.contains('?') {
+                    url.to_owned()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
                 let options = AnyConnectOptions::from_str(&url).map_err(connect_error)?;
                 pool_options(8)
                     .after_connect(|connection, _meta| {

@@ -21,7 +21,11 @@ pub(crate) async fn run(
 ) -> Result<(), StoreError> {
     let fail = |version: i64| {
         let service = service.to_owned();
-        move |source| StoreError::Migrate { service, version, source }
+        move |source| StoreError::Migrate {
+            service,
+            version,
+            source,
+        }
     };
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -47,8 +51,16 @@ pub(crate) async fn run(
         if applied.is_some() {
             continue;
         }
-        for statement in migration.sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(statement).execute(&mut *tx).await.map_err(fail(migration.version))?;
+        for statement in migration
+            .sql
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail(migration.version))?;
         }
         sqlx::query(
             "INSERT INTO schema_migrations (service, version, description) VALUES ($1, $2, $3)",
@@ -60,7 +72,12 @@ pub(crate) async fn run(
         .await
         .map_err(fail(migration.version))?;
         tx.commit().await.map_err(fail(migration.version))?;
-        tracing::info!(service, version = migration.version, "applied migration {}", migration.description);
+        tracing::info!(
+            service,
+            version = migration.version,
+            "applied migration {}",
+            migration.description
+        );
     }
     Ok(())
 }
@@ -70,8 +87,16 @@ mod tests {
     use crate::{Migration, Store};
 
     const MIGRATIONS: &[Migration] = &[
-        Migration { version: 1, description: "things", sql: "CREATE TABLE things (id TEXT PRIMARY KEY, n BIGINT NOT NULL)" },
-        Migration { version: 2, description: "thing flag", sql: "ALTER TABLE things ADD COLUMN flag BIGINT NOT NULL DEFAULT 0" },
+        Migration {
+            version: 1,
+            description: "things",
+            sql: "CREATE TABLE things (id TEXT PRIMARY KEY, n BIGINT NOT NULL)",
+        },
+        Migration {
+            version: 2,
+            description: "thing flag",
+            sql: "ALTER TABLE things ADD COLUMN flag BIGINT NOT NULL DEFAULT 0",
+        },
     ];
 
     #[tokio::test]
@@ -82,19 +107,31 @@ mod tests {
         store.migrate("test", MIGRATIONS).await.unwrap();
         store.migrate("test", MIGRATIONS).await.unwrap();
         sqlx::query("INSERT INTO things (id, n, flag) VALUES ($1, $2, $3)")
-            .bind("a").bind(1_i64).bind(1_i64)
-            .execute(store.pool()).await.unwrap();
+            .bind("a")
+            .bind(1_i64)
+            .bind(1_i64)
+            .execute(store.pool())
+            .await
+            .unwrap();
         let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM schema_migrations")
-            .fetch_one(store.pool()).await.unwrap();
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
         assert_eq!(count, 2);
     }
 
     #[tokio::test]
     async fn duplicate_key_is_unique_violation() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
+        let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
         store.migrate("test", MIGRATIONS).await.unwrap();
-        let insert = || sqlx::query("INSERT INTO things (id, n) VALUES ($1, $2)").bind("a").bind(1_i64);
+        let insert = || {
+            sqlx::query("INSERT INTO things (id, n) VALUES ($1, $2)")
+                .bind("a")
+                .bind(1_i64)
+        };
         insert().execute(store.pool()).await.unwrap();
         let error = insert().execute(store.pool()).await.unwrap_err();
         assert!(crate::is_unique_violation(&error), "{error}");

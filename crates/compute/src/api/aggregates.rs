@@ -28,7 +28,9 @@ pub fn routes() -> Router<ComputeState> {
 }
 
 fn invalid(field: &str, detail: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request(format!("Invalid input for field/attribute {field}. {detail}"))
+    ApiError::bad_request(format!(
+        "Invalid input for field/attribute {field}. {detail}"
+    ))
 }
 
 /// Renders `aggregate` at `version`; the create response has no `hosts`
@@ -41,7 +43,10 @@ pub fn render(aggregate: &Aggregate, version: Microversion, with_members: bool) 
     body.insert("deleted_at".into(), Value::Null);
     body.insert("id".into(), json!(aggregate.id));
     body.insert("name".into(), json!(aggregate.name));
-    body.insert("updated_at".into(), json!(aggregate.updated_at.map(usage_time)));
+    body.insert(
+        "updated_at".into(),
+        json!(aggregate.updated_at.map(usage_time)),
+    );
     if with_members {
         body.insert("hosts".into(), json!(aggregate.hosts));
         body.insert("metadata".into(), json!(aggregate.metadata));
@@ -56,7 +61,10 @@ pub fn render(aggregate: &Aggregate, version: Microversion, with_members: bool) 
 /// characters, stripped of surrounding whitespace as Nova normalises it.
 fn name_field(field: &str, value: &Value) -> Result<String, ApiError> {
     let Some(text) = value.as_str() else {
-        return Err(invalid(field, format!("Value: {value}. It must be a string.")));
+        return Err(invalid(
+            field,
+            format!("Value: {value}. It must be a string."),
+        ));
     };
     let trimmed = text.trim();
     if trimmed.is_empty() || text.chars().count() > 255 {
@@ -66,7 +74,10 @@ fn name_field(field: &str, value: &Value) -> Result<String, ApiError> {
         ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(invalid(field, format!("Value: {text}. It must not contain control characters.")));
+        return Err(invalid(
+            field,
+            format!("Value: {text}. It must not contain control characters."),
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -94,8 +105,16 @@ fn aggregate_object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
     let object = body
         .get("aggregate")
         .and_then(Value::as_object)
-        .ok_or_else(|| invalid("aggregate", "'aggregate' is a required property and must be an object."))?;
-    if let Some(key) = object.keys().find(|k| !matches!(k.as_str(), "name" | "availability_zone")) {
+        .ok_or_else(|| {
+            invalid(
+                "aggregate",
+                "'aggregate' is a required property and must be an object.",
+            )
+        })?;
+    if let Some(key) = object
+        .keys()
+        .find(|k| !matches!(k.as_str(), "name" | "availability_zone"))
+    {
         return Err(invalid(
             "aggregate",
             format!("Additional properties are not allowed ('{key}' was unexpected)"),
@@ -105,8 +124,9 @@ fn aggregate_object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
 }
 
 fn parse_id(id: &str) -> Result<i64, ApiError> {
-    id.parse::<i64>()
-        .map_err(|_| ApiError::bad_request(format!("Invalid aggregate id {id}: it must be an integer.")))
+    id.parse::<i64>().map_err(|_| {
+        ApiError::bad_request(format!("Invalid aggregate id {id}: it must be an integer."))
+    })
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -145,7 +165,9 @@ async fn check_zone_conflicts(
         if other.id == aggregate_id {
             continue;
         }
-        let Some(other_zone) = other.zone() else { continue };
+        let Some(other_zone) = other.zone() else {
+            continue;
+        };
         if other_zone == zone {
             continue;
         }
@@ -167,7 +189,10 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &caller, "index")?;
     let aggregates = aggregate::list(state.pool()).await.map_err(db_error)?;
-    let items: Vec<Value> = aggregates.iter().map(|a| render(a, version, true)).collect();
+    let items: Vec<Value> = aggregates
+        .iter()
+        .map(|a| render(a, version, true))
+        .collect();
     Ok(Json(json!({"aggregates": items})))
 }
 
@@ -209,7 +234,9 @@ async fn show(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &caller, "show")?;
     let aggregate = load(&state, &id).await?;
-    Ok(Json(json!({"aggregate": render(&aggregate, version, true)})))
+    Ok(Json(
+        json!({"aggregate": render(&aggregate, version, true)}),
+    ))
 }
 
 async fn update(
@@ -241,14 +268,19 @@ async fn update(
         };
     }
     aggregate.updated_at = Some(chrono::Utc::now().timestamp());
-    if !aggregate::update(state.pool(), &aggregate).await.map_err(db_error)? {
+    if !aggregate::update(state.pool(), &aggregate)
+        .await
+        .map_err(db_error)?
+    {
         return Err(ApiError::conflict(format!(
             "Aggregate {} already exists.",
             aggregate.name
         )));
     }
     tracing::info!(aggregate_id = aggregate.id, "aggregate updated");
-    Ok(Json(json!({"aggregate": render(&aggregate, version, true)})))
+    Ok(Json(
+        json!({"aggregate": render(&aggregate, version, true)}),
+    ))
 }
 
 async fn delete(
@@ -298,19 +330,22 @@ async fn action(
             authorize(&state, &caller, "set_metadata")?;
             set_metadata(&state, &id, argument).await?
         }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid input for field/attribute {other}. Use add_host, remove_host or set_metadata."
-            )))
-        }
+        other => return Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute {other}. Use add_host, remove_host or set_metadata."
+        ))),
     };
-    Ok(Json(json!({"aggregate": render(&aggregate, version, true)})))
+    Ok(Json(
+        json!({"aggregate": render(&aggregate, version, true)}),
+    ))
 }
 
 fn host_argument<'a>(action: &str, argument: &'a Value) -> Result<&'a str, ApiError> {
-    let object = argument
-        .as_object()
-        .ok_or_else(|| invalid(action, format!("Value: {argument}. It must be an object with 'host'.")))?;
+    let object = argument.as_object().ok_or_else(|| {
+        invalid(
+            action,
+            format!("Value: {argument}. It must be an object with 'host'."),
+        )
+    })?;
     if let Some(key) = object.keys().find(|k| *k != "host") {
         return Err(invalid(
             action,
@@ -319,7 +354,10 @@ fn host_argument<'a>(action: &str, argument: &'a Value) -> Result<&'a str, ApiEr
     }
     match object.get("host") {
         Some(Value::String(host)) if !host.is_empty() && host.chars().count() <= 255 => Ok(host),
-        Some(other) => Err(invalid("host", format!("Value: {other}. It must be a host name of 1 to 255 characters."))),
+        Some(other) => Err(invalid(
+            "host",
+            format!("Value: {other}. It must be a host name of 1 to 255 characters."),
+        )),
         None => Err(invalid(action, "'host' is a required property")),
     }
 }
@@ -330,7 +368,9 @@ async fn add_host(state: &ComputeState, id: &str, host: &str) -> Result<Aggregat
         .await
         .map_err(db_error)?;
     if service.is_none() {
-        return Err(ApiError::not_found(format!("Compute host {host} could not be found.")));
+        return Err(ApiError::not_found(format!(
+            "Compute host {host} could not be found."
+        )));
     }
     check_zone_conflicts(state, aggregate.id, &[host.to_owned()], aggregate.zone()).await?;
     let now = chrono::Utc::now().timestamp();
@@ -359,15 +399,22 @@ async fn remove_host(state: &ComputeState, id: &str, host: &str) -> Result<Aggre
             aggregate.id
         )));
     }
-    tracing::info!(aggregate_id = aggregate.id, host, "host removed from aggregate");
+    tracing::info!(
+        aggregate_id = aggregate.id,
+        host,
+        "host removed from aggregate"
+    );
     load(state, id).await
 }
 
 /// Reads `{"metadata": {key: value or null}}`: null removes the key.
 fn metadata_argument(argument: &Value) -> Result<BTreeMap<String, Option<String>>, ApiError> {
-    let object = argument
-        .as_object()
-        .ok_or_else(|| invalid("set_metadata", format!("Value: {argument}. It must be an object with 'metadata'.")))?;
+    let object = argument.as_object().ok_or_else(|| {
+        invalid(
+            "set_metadata",
+            format!("Value: {argument}. It must be an object with 'metadata'."),
+        )
+    })?;
     if let Some(key) = object.keys().find(|k| *k != "metadata") {
         return Err(invalid(
             "set_metadata",
@@ -377,11 +424,19 @@ fn metadata_argument(argument: &Value) -> Result<BTreeMap<String, Option<String>
     let metadata = object
         .get("metadata")
         .and_then(Value::as_object)
-        .ok_or_else(|| invalid("set_metadata", "'metadata' is a required property and must be an object."))?;
+        .ok_or_else(|| {
+            invalid(
+                "set_metadata",
+                "'metadata' is a required property and must be an object.",
+            )
+        })?;
     let mut changes = BTreeMap::new();
     for (key, value) in metadata {
         if key.is_empty() || key.chars().count() > 255 {
-            return Err(invalid("metadata", format!("Key '{key}' must be 1 to 255 characters long.")));
+            return Err(invalid(
+                "metadata",
+                format!("Key '{key}' must be 1 to 255 characters long."),
+            ));
         }
         let value = match value {
             Value::Null => None,
@@ -398,7 +453,11 @@ fn metadata_argument(argument: &Value) -> Result<BTreeMap<String, Option<String>
     Ok(changes)
 }
 
-async fn set_metadata(state: &ComputeState, id: &str, argument: &Value) -> Result<Aggregate, ApiError> {
+async fn set_metadata(
+    state: &ComputeState,
+    id: &str,
+    argument: &Value,
+) -> Result<Aggregate, ApiError> {
     let changes = metadata_argument(argument)?;
     let mut aggregate = load(state, id).await?;
     if let Some(change) = changes.get(ZONE_KEY) {

@@ -28,11 +28,15 @@ pub fn routes() -> Router<ComputeState> {
         .route("/images/{id}", get(show).delete(delete))
         .route(
             "/images/{id}/metadata",
-            get(metadata_index).post(metadata_create).put(metadata_update_all),
+            get(metadata_index)
+                .post(metadata_create)
+                .put(metadata_update_all),
         )
         .route(
             "/images/{id}/metadata/{key}",
-            get(metadata_show).put(metadata_update).delete(metadata_delete),
+            get(metadata_show)
+                .put(metadata_update)
+                .delete(metadata_delete),
         )
 }
 
@@ -85,7 +89,9 @@ pub fn image_query(pairs: &[(String, String)]) -> Result<Vec<(String, String)>, 
             "minDisk" => ("min_disk".to_owned(), value.clone()),
             "limit" => {
                 value.parse::<usize>().map_err(|_| {
-                    ApiError::bad_request(format!("Invalid limit '{value}': limit must be a non-negative integer."))
+                    ApiError::bad_request(format!(
+                        "Invalid limit '{value}': limit must be a non-negative integer."
+                    ))
                 })?;
                 ("limit".to_owned(), value.clone())
             }
@@ -164,8 +170,14 @@ pub fn detailed(state: &ComputeState, image: &ImageInfo) -> Value {
         );
     }
     if let Some(auto) = image.properties.get("auto_disk_config") {
-        let auto = matches!(auto.to_lowercase().as_str(), "1" | "t" | "true" | "on" | "y" | "yes");
-        body.insert("OS-DCF:diskConfig".into(), json!(if auto { "AUTO" } else { "MANUAL" }));
+        let auto = matches!(
+            auto.to_lowercase().as_str(),
+            "1" | "t" | "true" | "on" | "y" | "yes"
+        );
+        body.insert(
+            "OS-DCF:diskConfig".into(),
+            json!(if auto { "AUTO" } else { "MANUAL" }),
+        );
     }
     Value::Object(body)
 }
@@ -185,7 +197,13 @@ async fn list(
         .map_err(external_error)?;
     let items: Vec<Value> = images
         .iter()
-        .map(|image| if is_detail { detailed(state, image) } else { summary(state, image) })
+        .map(|image| {
+            if is_detail {
+                detailed(state, image)
+            } else {
+                summary(state, image)
+            }
+        })
         .collect();
     let mut body = json!({"images": items});
     let limit = query
@@ -271,7 +289,9 @@ fn parse_metadata(value: &Value, field: &str) -> Result<BTreeMap<String, String>
     let mut metadata = BTreeMap::new();
     for (key, item) in object {
         let key_ok = (1..=255).contains(&key.chars().count())
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_:. ".contains(c));
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_:. ".contains(c));
         if !key_ok {
             return Err(ApiError::bad_request(format!(
                 "Invalid input for field/attribute {field}. Key '{key}' must be 1 to 255 letters, digits or '-_:. '."
@@ -306,7 +326,11 @@ fn metadata_body(body: &[u8], field: &str) -> Result<BTreeMap<String, String>, A
 
 /// Rejects more properties than the project's `metadata_items` quota, as
 /// Nova checks image metadata.
-async fn check_quota(state: &ComputeState, caller: &Caller, properties: &BTreeMap<String, String>) -> Result<(), ApiError> {
+async fn check_quota(
+    state: &ComputeState,
+    caller: &Caller,
+    properties: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
     let limits = quota::limits(state, caller.project_id(), None).await?;
     let limit = limits.get("metadata_items").copied().unwrap_or(-1);
     if limit >= 0 && properties.len() as i64 > limit {
@@ -356,7 +380,9 @@ async fn metadata_show(
     let image = find(&state, &caller, &id).await?;
     match image.properties.get(&key) {
         Some(value) => Ok(Json(json!({"meta": {key: value}}))),
-        None => Err(ApiError::not_found(format!("Image {id} has no metadata key {key}."))),
+        None => Err(ApiError::not_found(format!(
+            "Image {id} has no metadata key {key}."
+        ))),
     }
 }
 
@@ -434,7 +460,9 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

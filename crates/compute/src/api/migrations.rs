@@ -95,11 +95,17 @@ async fn index(
     Version(version): Version,
     query: QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(&state.policy, "os_compute_api:os-migrations:index", json!({}))?;
+    caller.authorize(
+        &state.policy,
+        "os_compute_api:os-migrations:index",
+        json!({}),
+    )?;
     check_query(&query.0, version)?;
     if version.at_least(2, 59) {
         if let Some((_, marker)) = query.0.iter().find(|(key, _)| key == "marker") {
-            return Err(ApiError::bad_request(format!("Marker {marker} could not be found.")));
+            return Err(ApiError::bad_request(format!(
+                "Marker {marker} could not be found."
+            )));
         }
     }
     Ok(Json(json!({"migrations": []})))
@@ -110,7 +116,9 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -122,9 +130,15 @@ mod tests {
 
     #[test]
     fn changes_before_after_since_required() {
-        let query = pairs(&[("changes-since", "2020-01-02T00:00:00Z"), ("changes-before", "2020-01-01T00:00:00Z")]);
+        let query = pairs(&[
+            ("changes-since", "2020-01-02T00:00:00Z"),
+            ("changes-before", "2020-01-01T00:00:00Z"),
+        ]);
         assert!(check_query(&query, Microversion::new(2, 66)).is_err());
-        let query = pairs(&[("changes-since", "2020-01-01T00:00:00Z"), ("changes-before", "2020-01-02T00:00:00Z")]);
+        let query = pairs(&[
+            ("changes-since", "2020-01-01T00:00:00Z"),
+            ("changes-before", "2020-01-02T00:00:00Z"),
+        ]);
         assert!(check_query(&query, Microversion::new(2, 66)).is_ok());
         let query = pairs(&[("changes-since", "not-a-time")]);
         assert!(check_query(&query, Microversion::new(2, 59)).is_err());

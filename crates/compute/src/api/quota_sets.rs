@@ -214,7 +214,10 @@ async fn update(
 fn force_requested(body: &Value) -> bool {
     match &body["quota_set"]["force"] {
         Value::Bool(force) => *force,
-        Value::String(text) => matches!(text.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on" | "t" | "y"),
+        Value::String(text) => matches!(
+            text.to_ascii_lowercase().as_str(),
+            "true" | "1" | "yes" | "on" | "t" | "y"
+        ),
         _ => false,
     }
 }

@@ -27,7 +27,9 @@ pub fn routes() -> Router<ComputeState> {
 }
 
 fn invalid(field: &str, detail: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request(format!("Invalid input for field/attribute {field}. {detail}"))
+    ApiError::bad_request(format!(
+        "Invalid input for field/attribute {field}. {detail}"
+    ))
 }
 
 /// A validated create request.
@@ -42,10 +44,18 @@ fn check_name(value: Option<&Value>) -> Result<String, ApiError> {
     let name = match value {
         None => return Err(invalid("server_group", "'name' is a required property")),
         Some(Value::String(name)) => name.clone(),
-        Some(other) => return Err(invalid("name", format!("Value: {other}. It must be a string."))),
+        Some(other) => {
+            return Err(invalid(
+                "name",
+                format!("Value: {other}. It must be a string."),
+            ))
+        }
     };
     if name.is_empty() || name.chars().count() > 255 {
-        return Err(invalid("name", format!("Value: {name}. It must be 1 to 255 characters long.")));
+        return Err(invalid(
+            "name",
+            format!("Value: {name}. It must be 1 to 255 characters long."),
+        ));
     }
     if name.trim() != name || name.chars().any(char::is_control) {
         return Err(invalid(
@@ -81,7 +91,12 @@ pub fn parse_create(body: &Value, version: Microversion) -> Result<CreateRequest
     let group = body
         .get("server_group")
         .and_then(Value::as_object)
-        .ok_or_else(|| invalid("server_group", "'server_group' is a required property and must be an object"))?;
+        .ok_or_else(|| {
+            invalid(
+                "server_group",
+                "'server_group' is a required property and must be an object",
+            )
+        })?;
     let known: &[&str] = if version.at_least(2, 64) {
         &["name", "policy", "rules"]
     } else {
@@ -107,7 +122,11 @@ pub fn parse_create(body: &Value, version: Microversion) -> Result<CreateRequest
                 ))
             }
         };
-        return Ok(CreateRequest { name, policy, rules: BTreeMap::new() });
+        return Ok(CreateRequest {
+            name,
+            policy,
+            rules: BTreeMap::new(),
+        });
     }
     let policy = group
         .get("policy")
@@ -115,16 +134,27 @@ pub fn parse_create(body: &Value, version: Microversion) -> Result<CreateRequest
     let policy = check_policy("policy", policy, version)?;
     let rules = parse_rules(group.get("rules"))?;
     if !rules.is_empty() && policy != "anti-affinity" {
-        return Err(ApiError::bad_request("Only anti-affinity policy supports rules."));
+        return Err(ApiError::bad_request(
+            "Only anti-affinity policy supports rules.",
+        ));
     }
-    Ok(CreateRequest { name, policy, rules })
+    Ok(CreateRequest {
+        name,
+        policy,
+        rules,
+    })
 }
 
 fn parse_rules(value: Option<&Value>) -> Result<BTreeMap<String, Value>, ApiError> {
     let rules = match value {
         None => return Ok(BTreeMap::new()),
         Some(Value::Object(rules)) => rules,
-        Some(other) => return Err(invalid("rules", format!("Value: {other}. It must be an object."))),
+        Some(other) => {
+            return Err(invalid(
+                "rules",
+                format!("Value: {other}. It must be an object."),
+            ))
+        }
     };
     let mut parsed = BTreeMap::new();
     for (key, value) in rules {
@@ -181,7 +211,12 @@ fn not_found(id: &str) -> ApiError {
 
 /// Loads group `id` and checks `rule` against its project: Nova returns
 /// the policy's 403 for another project's group.
-async fn load(state: &ComputeState, caller: &Caller, id: &str, rule: &str) -> Result<ServerGroup, ApiError> {
+async fn load(
+    state: &ComputeState,
+    caller: &Caller,
+    id: &str,
+    rule: &str,
+) -> Result<ServerGroup, ApiError> {
     let group = server_group::get(state.pool(), id)
         .await
         .map_err(db_error)?
@@ -281,12 +316,18 @@ async fn list(
             "all_projects" => all_projects = true,
             "limit" => {
                 limit = Some(value.parse().map_err(|_| {
-                    invalid("limit", format!("Value: {value}. It must be an integer of at least 0."))
+                    invalid(
+                        "limit",
+                        format!("Value: {value}. It must be an integer of at least 0."),
+                    )
                 })?)
             }
             "offset" => {
                 offset = value.parse().map_err(|_| {
-                    invalid("offset", format!("Value: {value}. It must be an integer of at least 0."))
+                    invalid(
+                        "offset",
+                        format!("Value: {value}. It must be an integer of at least 0."),
+                    )
                 })?
             }
             _ => {}
@@ -303,8 +344,12 @@ async fn list(
             )
             .is_ok();
     let scope = (!all_projects).then_some(project_id.as_str());
-    let groups = server_group::list(state.pool(), scope).await.map_err(db_error)?;
-    let limit = limit.unwrap_or(super::servers::MAX_LIMIT).min(super::servers::MAX_LIMIT);
+    let groups = server_group::list(state.pool(), scope)
+        .await
+        .map_err(db_error)?;
+    let limit = limit
+        .unwrap_or(super::servers::MAX_LIMIT)
+        .min(super::servers::MAX_LIMIT);
     let mut items = Vec::new();
     for group in groups.iter().skip(offset).take(limit) {
         let members = server_group::members(state.pool(), &group.id)
@@ -325,7 +370,9 @@ async fn show(
     let members = server_group::members(state.pool(), &group.id)
         .await
         .map_err(db_error)?;
-    Ok(Json(json!({"server_group": render(&group, &members, version)})))
+    Ok(Json(
+        json!({"server_group": render(&group, &members, version)}),
+    ))
 }
 
 async fn delete(
@@ -333,8 +380,17 @@ async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let group = load(&state, &caller, &id, "os_compute_api:os-server-groups:delete").await?;
-    if !server_group::delete(state.pool(), &group.id).await.map_err(db_error)? {
+    let group = load(
+        &state,
+        &caller,
+        &id,
+        "os_compute_api:os-server-groups:delete",
+    )
+    .await?;
+    if !server_group::delete(state.pool(), &group.id)
+        .await
+        .map_err(db_error)?
+    {
         return Err(not_found(&id));
     }
     tracing::info!(server_group_id = %id, "server group deleted");

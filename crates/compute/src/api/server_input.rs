@@ -452,8 +452,11 @@ pub fn parse_create(body: &Value, version: Microversion) -> Result<CreateRequest
     // Nova decodes with Python's base64.decodebytes, which skips line
     // breaks, so user data wrapped at 76 columns (`base64` without `-w0`)
     // is valid; it is stored without them.
-    let user_data = string_field(server, "user_data")
-        .map(|data| data.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>());
+    let user_data = string_field(server, "user_data").map(|data| {
+        data.chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect::<String>()
+    });
     if let Some(data) = &user_data {
         base64::engine::general_purpose::STANDARD
             .decode(data)

@@ -258,7 +258,9 @@ async fn check_zone_available(state: &ComputeState, zone: Option<&str>) -> Resul
     if zone == state.config.default_availability_zone {
         return Ok(());
     }
-    let zones = crate::aggregate::host_zones(state.pool()).await.map_err(db_error)?;
+    let zones = crate::aggregate::host_zones(state.pool())
+        .await
+        .map_err(db_error)?;
     if zones.values().any(|host_zone| host_zone == zone) {
         return Ok(());
     }
@@ -481,8 +483,16 @@ async fn resolve_networks(
             ));
         }
         if let Some(ip) = &entry.fixed_ip {
-            if let Some(holder) = networks.port_by_ip(&network_id, ip).await.map_err(external)? {
-                let user = if holder.device_id.is_empty() { format!("port {}", holder.id) } else { format!("instance {}", holder.device_id) };
+            if let Some(holder) = networks
+                .port_by_ip(&network_id, ip)
+                .await
+                .map_err(external)?
+            {
+                let user = if holder.device_id.is_empty() {
+                    format!("port {}", holder.id)
+                } else {
+                    format!("instance {}", holder.device_id)
+                };
                 return Err(ApiError::bad_request(format!(
                     "Fixed IP address {ip} is already in use on {user}; choose another address or leave fixed_ip out."
                 )));
@@ -795,7 +805,10 @@ async fn insert_within_quota(
         let members = server_group::members(&mut *transaction, group_id)
             .await
             .map_err(db_error)?;
-        let limit = project_limits.get("server_group_members").copied().unwrap_or(-1);
+        let limit = project_limits
+            .get("server_group_members")
+            .copied()
+            .unwrap_or(-1);
         if limit >= 0 && members.len() as i64 + i64::from(count) > limit {
             return Err(ApiError::new(
                 ErrorKind::QuotaExceeded,

@@ -11,8 +11,8 @@ use oxstack_core::pagination::{next_link, paginate, PageRequest};
 use oxstack_core::ApiError;
 use serde_json::{json, Map, Value};
 
-use super::servers::MAX_LIMIT;
 use super::server_view::micros_time;
+use super::servers::MAX_LIMIT;
 use super::{db_error, ComputeState, QueryPairs, Version};
 use crate::policy::Caller;
 use crate::server::store::{self, ListScope};
@@ -25,7 +25,11 @@ pub fn routes() -> Router<ComputeState> {
 }
 
 /// The formats Nova accepts for `start` and `end`, all read as UTC.
-const TIME_FORMATS: &[&str] = &["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"];
+const TIME_FORMATS: &[&str] = &[
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+];
 
 /// The reporting period and options of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +56,12 @@ pub fn parse_time(text: &str) -> Option<i64> {
 /// value of a repeated key counts, and a start that is not before the end
 /// is a 400. An end in the future is cut to now.
 pub fn parse_period(pairs: &[(String, String)], now: DateTime<Utc>) -> Result<Period, ApiError> {
-    let first = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let first = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
     let now = now.timestamp_micros();
     let time = |key: &str| -> Result<Option<i64>, ApiError> {
         match first(key) {
@@ -80,7 +89,10 @@ pub fn parse_period(pairs: &[(String, String)], now: DateTime<Utc>) -> Result<Pe
         // `openstack usage list` uses, sends `detailed=True`, so against Nova
         // its Servers column stays empty. Boolean spellings count as true here.
         detailed: first("detailed").is_some_and(|value| {
-            matches!(value.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+            matches!(
+                value.to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
         }),
     })
 }
@@ -102,8 +114,12 @@ pub fn hours_in(server: &Server, period: &Period) -> f64 {
 /// Returns whether `server` ran at some point of `period`. Nova selects
 /// instances launched before the end and not terminated before the start.
 fn active_in(server: &Server, period: &Period) -> bool {
-    let launched_before_end = server.launched_at.is_some_and(|s| s * 1_000_000 < period.stop);
-    let alive_at_start = server.terminated_at.is_none_or(|s| s * 1_000_000 > period.start);
+    let launched_before_end = server
+        .launched_at
+        .is_some_and(|s| s * 1_000_000 < period.stop);
+    let alive_at_start = server
+        .terminated_at
+        .is_none_or(|s| s * 1_000_000 > period.start);
     launched_before_end && alive_at_start
 }
 
@@ -137,7 +153,10 @@ pub fn summarize(servers: &[Server], period: &Period, now: i64) -> Vec<Value> {
     for server in servers {
         let usage = server_usage(server, period, now);
         let hours = hours_in(server, period);
-        let position = match summaries.iter().position(|(project, _)| *project == server.project_id) {
+        let position = match summaries
+            .iter()
+            .position(|(project, _)| *project == server.project_id)
+        {
             Some(position) => position,
             None => {
                 let mut summary = Map::new();
@@ -145,7 +164,12 @@ pub fn summarize(servers: &[Server], period: &Period, now: i64) -> Vec<Value> {
                 if period.detailed {
                     summary.insert("server_usages".into(), json!([]));
                 }
-                for key in ["total_local_gb_usage", "total_vcpus_usage", "total_memory_mb_usage", "total_hours"] {
+                for key in [
+                    "total_local_gb_usage",
+                    "total_vcpus_usage",
+                    "total_memory_mb_usage",
+                    "total_hours",
+                ] {
                     summary.insert(key.into(), json!(0.0));
                 }
                 summary.insert("start".into(), json!(micros_time(period.start)));
@@ -159,7 +183,10 @@ pub fn summarize(servers: &[Server], period: &Period, now: i64) -> Vec<Value> {
             let total = summary[key].as_f64().unwrap_or_default() + amount;
             summary.insert(key.into(), json!(total));
         };
-        add("total_local_gb_usage", (server.flavor.disk + server.flavor.ephemeral) as f64 * hours);
+        add(
+            "total_local_gb_usage",
+            (server.flavor.disk + server.flavor.ephemeral) as f64 * hours,
+        );
         add("total_vcpus_usage", server.flavor.vcpus as f64 * hours);
         add("total_memory_mb_usage", server.flavor.ram as f64 * hours);
         add("total_hours", hours);
@@ -167,7 +194,10 @@ pub fn summarize(servers: &[Server], period: &Period, now: i64) -> Vec<Value> {
             list.push(usage);
         }
     }
-    summaries.into_iter().map(|(_, summary)| Value::Object(summary)).collect()
+    summaries
+        .into_iter()
+        .map(|(_, summary)| Value::Object(summary))
+        .collect()
 }
 
 /// Selects the servers of `project_id` (all projects for `None`) that ran
@@ -221,7 +251,8 @@ async fn index(
     let mut body = json!({"tenant_usages": summarize(&servers, &period, now.timestamp())});
     if let (true, Some(marker)) = (paged, next_marker) {
         let base = state.v21_url("os-simple-tenant-usage");
-        body["tenant_usages_links"] = json!([{"rel": "next", "href": next_link(&base, &query.0, &marker)}]);
+        body["tenant_usages_links"] =
+            json!([{"rel": "next", "href": next_link(&base, &query.0, &marker)}]);
     }
     Ok(Json(body))
 }
@@ -243,7 +274,8 @@ async fn show(
     // Show always lists the servers.
     period.detailed = true;
     let paged = version.at_least(2, 40);
-    let (servers, next_marker) = page_of_servers(&state, Some(&tenant_id), &period, &query.0, paged).await?;
+    let (servers, next_marker) =
+        page_of_servers(&state, Some(&tenant_id), &period, &query.0, paged).await?;
     // A project without usage in the period is an empty object, as in Nova.
     let usage = summarize(&servers, &period, now.timestamp())
         .into_iter()
@@ -252,7 +284,8 @@ async fn show(
     let mut body = json!({"tenant_usage": usage});
     if let (true, Some(marker)) = (paged, next_marker) {
         let base = state.v21_url(&format!("os-simple-tenant-usage/{tenant_id}"));
-        body["tenant_usage_links"] = json!([{"rel": "next", "href": next_link(&base, &query.0, &marker)}]);
+        body["tenant_usage_links"] =
+            json!([{"rel": "next", "href": next_link(&base, &query.0, &marker)}]);
     }
     Ok(Json(body))
 }
@@ -262,14 +295,25 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn parses_nova_time_formats() {
-        assert_eq!(parse_time("2020-01-02T03:04:05"), Some(1_577_934_245_000_000));
-        assert_eq!(parse_time("2020-01-02T03:04:05.5"), Some(1_577_934_245_500_000));
-        assert_eq!(parse_time("2020-01-02 03:04:05.000001"), Some(1_577_934_245_000_001));
+        assert_eq!(
+            parse_time("2020-01-02T03:04:05"),
+            Some(1_577_934_245_000_000)
+        );
+        assert_eq!(
+            parse_time("2020-01-02T03:04:05.5"),
+            Some(1_577_934_245_500_000)
+        );
+        assert_eq!(
+            parse_time("2020-01-02 03:04:05.000001"),
+            Some(1_577_934_245_000_001)
+        );
         assert_eq!(parse_time("2020-01-02"), None);
         assert_eq!(parse_time("yesterday"), None);
     }
@@ -277,8 +321,14 @@ mod tests {
     #[test]
     fn period_start_after_end_rejected() {
         let now = Utc::now();
-        let error = parse_period(&pairs(&[("start", "2020-01-02T00:00:00"), ("end", "2020-01-01T00:00:00")]), now)
-            .unwrap_err();
+        let error = parse_period(
+            &pairs(&[
+                ("start", "2020-01-02T00:00:00"),
+                ("end", "2020-01-01T00:00:00"),
+            ]),
+            now,
+        )
+        .unwrap_err();
         assert_eq!(error.kind.status().as_u16(), 400);
         let error = parse_period(&pairs(&[("start", "not a time")]), now).unwrap_err();
         assert_eq!(error.kind.status().as_u16(), 400);
@@ -287,8 +337,15 @@ mod tests {
     #[test]
     fn period_end_cut_to_now() {
         let now = Utc::now();
-        let period = parse_period(&pairs(&[("start", "2020-01-01T00:00:00"), ("end", "2999-01-01T00:00:00"), ("detailed", "1")]), now)
-            .unwrap();
+        let period = parse_period(
+            &pairs(&[
+                ("start", "2020-01-01T00:00:00"),
+                ("end", "2999-01-01T00:00:00"),
+                ("detailed", "1"),
+            ]),
+            now,
+        )
+        .unwrap();
         assert_eq!(period.stop, now.timestamp_micros());
         assert!(period.detailed);
     }
@@ -296,7 +353,13 @@ mod tests {
     #[test]
     fn detailed_spellings() {
         let now = Utc::now();
-        for (value, expected) in [("1", true), ("True", true), ("0", false), ("False", false), ("x", false)] {
+        for (value, expected) in [
+            ("1", true),
+            ("True", true),
+            ("0", false),
+            ("False", false),
+            ("x", false),
+        ] {
             let period = parse_period(&pairs(&[("detailed", value)]), now).unwrap();
             assert_eq!(period.detailed, expected, "detailed={value}");
         }

@@ -29,14 +29,18 @@ pub fn routes() -> Router<ComputeState> {
 /// its first day and the first day of the next month, at midnight.
 pub fn last_completed_month(before: NaiveDateTime) -> (NaiveDateTime, NaiveDateTime) {
     let date = before.date();
-    let end = NaiveDate::from_ymd_opt(date.year(), date.month(), 1).expect("the first of a month exists");
+    let end =
+        NaiveDate::from_ymd_opt(date.year(), date.month(), 1).expect("the first of a month exists");
     let begin = if end.month() == 1 {
         NaiveDate::from_ymd_opt(end.year() - 1, 12, 1)
     } else {
         NaiveDate::from_ymd_opt(end.year(), end.month() - 1, 1)
     }
     .expect("the first of a month exists");
-    (begin.and_time(Default::default()), end.and_time(Default::default()))
+    (
+        begin.and_time(Default::default()),
+        end.and_time(Default::default()),
+    )
 }
 
 /// Parses the `before` path segment in Nova's two formats.
@@ -86,7 +90,11 @@ async fn audit_log(state: &ComputeState, before: NaiveDateTime) -> Result<Value,
 }
 
 async fn index(State(state): State<ComputeState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.authorize(&state.policy, "os_compute_api:os-instance-usage-audit-log:list", json!({}))?;
+    caller.authorize(
+        &state.policy,
+        "os_compute_api:os-instance-usage-audit-log:list",
+        json!({}),
+    )?;
     let log = audit_log(&state, Utc::now().naive_utc()).await?;
     Ok(Json(json!({"instance_usage_audit_logs": log})))
 }
@@ -96,7 +104,11 @@ async fn show(
     caller: Caller,
     Path(before): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.authorize(&state.policy, "os_compute_api:os-instance-usage-audit-log:show", json!({}))?;
+    caller.authorize(
+        &state.policy,
+        "os_compute_api:os-instance-usage-audit-log:show",
+        json!({}),
+    )?;
     let before = parse_before(&before)?;
     let log = audit_log(&state, before).await?;
     Ok(Json(json!({"instance_usage_audit_log": log})))

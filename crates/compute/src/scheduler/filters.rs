@@ -211,7 +211,11 @@ impl Filter for ServerGroupAntiAffinityFilter {
     }
 
     fn check(&self, host: &HostState, request: &RequestSpec) -> Result<(), String> {
-        let Some(group) = request.group.as_ref().filter(|g| g.policy == "anti-affinity") else {
+        let Some(group) = request
+            .group
+            .as_ref()
+            .filter(|g| g.policy == "anti-affinity")
+        else {
             return Ok(());
         };
         let on_host = group

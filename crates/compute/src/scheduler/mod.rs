@@ -268,7 +268,8 @@ impl ComputeService {
         let Some(group) = crate::server_group::get(self.pool(), group_id).await? else {
             return Ok(None);
         };
-        let member_hosts = crate::server_group::member_hosts(self.pool(), group_id, &server.id).await?;
+        let member_hosts =
+            crate::server_group::member_hosts(self.pool(), group_id, &server.id).await?;
         Ok(Some(GroupSpec {
             id: group.id.clone(),
             max_server_per_host: group.max_server_per_host(),

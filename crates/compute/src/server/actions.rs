@@ -91,7 +91,12 @@ pub async fn event_finish(
     touch(db, server_id, request_id, outcome.err().map(|_| "Error")).await
 }
 
-async fn touch(db: &Pool, server_id: &str, request_id: &str, message: Option<&str>) -> Result<(), sqlx::Error> {
+async fn touch(
+    db: &Pool,
+    server_id: &str,
+    request_id: &str,
+    message: Option<&str>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE compute_instance_actions SET updated_at = $1, message = COALESCE($2, message) \
          WHERE request_id = $3 AND server_id = $4",
@@ -162,7 +167,11 @@ pub async fn list(db: &Pool, server_id: &str) -> Result<Vec<ActionRecord>, sqlx:
 }
 
 /// Returns the action `request_id` of `server_id`, if recorded.
-pub async fn get(db: &Pool, server_id: &str, request_id: &str) -> Result<Option<ActionRecord>, sqlx::Error> {
+pub async fn get(
+    db: &Pool,
+    server_id: &str,
+    request_id: &str,
+) -> Result<Option<ActionRecord>, sqlx::Error> {
     let row = sqlx::query(&format!(
         "SELECT {ACTION_COLUMNS} FROM compute_instance_actions WHERE server_id = $1 AND request_id = $2"
     ))
@@ -174,7 +183,11 @@ pub async fn get(db: &Pool, server_id: &str, request_id: &str) -> Result<Option<
 }
 
 /// Returns the events of one action in the order they started.
-pub async fn events(db: &Pool, server_id: &str, request_id: &str) -> Result<Vec<EventRecord>, sqlx::Error> {
+pub async fn events(
+    db: &Pool,
+    server_id: &str,
+    request_id: &str,
+) -> Result<Vec<EventRecord>, sqlx::Error> {
     use sqlx::Row;
     let rows = sqlx::query(
         "SELECT event, host, start_time, finish_time, result, traceback \

@@ -4,8 +4,8 @@
 //! drives a server through its states with the scheduler and the host's
 //! driver.
 
-pub mod model;
 pub mod actions;
+pub mod model;
 pub mod state;
 pub mod store;
 

@@ -525,23 +525,52 @@ mod tests {
             (Request::Start, VmState::Active, None, false),
             (Request::SoftReboot, VmState::Active, None, true),
             (Request::SoftReboot, VmState::Stopped, None, false),
-            (Request::SoftReboot, VmState::Active, Some(TaskState::Rebooting), false),
+            (
+                Request::SoftReboot,
+                VmState::Active,
+                Some(TaskState::Rebooting),
+                false,
+            ),
             (Request::HardReboot, VmState::Stopped, None, true),
             (Request::HardReboot, VmState::Error, None, true),
-            (Request::HardReboot, VmState::Active, Some(TaskState::Rebooting), true),
-            (Request::HardReboot, VmState::Active, Some(TaskState::PoweringOff), false),
+            (
+                Request::HardReboot,
+                VmState::Active,
+                Some(TaskState::Rebooting),
+                true,
+            ),
+            (
+                Request::HardReboot,
+                VmState::Active,
+                Some(TaskState::PoweringOff),
+                false,
+            ),
             (Request::Pause, VmState::Active, None, true),
             (Request::Pause, VmState::Paused, None, false),
             (Request::Unpause, VmState::Paused, None, true),
             (Request::Suspend, VmState::Paused, None, false),
             (Request::Resume, VmState::Suspended, None, true),
-            (Request::Delete, VmState::Building, Some(TaskState::Scheduling), true),
-            (Request::ForceDelete, VmState::Active, Some(TaskState::PoweringOff), false),
+            (
+                Request::Delete,
+                VmState::Building,
+                Some(TaskState::Scheduling),
+                true,
+            ),
+            (
+                Request::ForceDelete,
+                VmState::Active,
+                Some(TaskState::PoweringOff),
+                false,
+            ),
             (Request::Restore, VmState::Active, None, false),
         ];
         for (request, vm_state, task_state, allowed) in cases {
             let result = check(&server(vm_state, task_state), request, false);
-            assert_eq!(result.is_ok(), allowed, "{request:?} in {vm_state:?}/{task_state:?}: {result:?}");
+            assert_eq!(
+                result.is_ok(),
+                allowed,
+                "{request:?} in {vm_state:?}/{task_state:?}: {result:?}"
+            );
         }
     }
 
@@ -551,7 +580,9 @@ mod tests {
         locked.locked = true;
         assert_eq!(
             check(&locked, Request::Stop, false),
-            Err(Refusal::Locked { server_id: "s1".into() })
+            Err(Refusal::Locked {
+                server_id: "s1".into()
+            })
         );
         assert!(check(&locked, Request::Stop, true).is_ok());
         assert!(check(&locked, Request::Delete, false).is_err());
@@ -563,7 +594,9 @@ mod tests {
         unscheduled.host = None;
         assert_eq!(
             check(&unscheduled, Request::Stop, false),
-            Err(Refusal::NotReady { server_id: "s1".into() })
+            Err(Refusal::NotReady {
+                server_id: "s1".into()
+            })
         );
         unscheduled.launched_at = None;
         assert!(check(&unscheduled, Request::Delete, false).is_ok());
@@ -574,15 +607,24 @@ mod tests {
         let mut fresh = server(VmState::Active, None);
         fresh.launched_at = None;
         let refusal = check(&fresh, Request::HardReboot, false).unwrap_err();
-        assert_eq!(refusal.message(), "Cannot 'reboot' instance s1 while it is in launched_at None");
+        assert_eq!(
+            refusal.message(),
+            "Cannot 'reboot' instance s1 while it is in launched_at None"
+        );
     }
 
     #[test]
     fn metadata_change_needs_launched_server() {
         let building = server(VmState::Building, Some(TaskState::Spawning));
         let refusal = check_metadata_change(&building, "update metadata", false).unwrap_err();
-        assert_eq!(refusal.message(), "Cannot 'update metadata' instance s1 while it is in vm_state building");
-        assert!(check_metadata_change(&server(VmState::Stopped, None), "update metadata", false).is_ok());
+        assert_eq!(
+            refusal.message(),
+            "Cannot 'update metadata' instance s1 while it is in vm_state building"
+        );
+        assert!(
+            check_metadata_change(&server(VmState::Stopped, None), "update metadata", false)
+                .is_ok()
+        );
     }
 
     #[test]

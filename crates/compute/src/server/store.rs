@@ -18,7 +18,8 @@ fn encode(server: &Server) -> String {
 
 fn decode(row: &sqlx::any::AnyRow) -> Result<Server, sqlx::Error> {
     let doc: String = row.try_get("doc")?;
-    let mut server: Server = serde_json::from_str(&doc).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let mut server: Server =
+        serde_json::from_str(&doc).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     server.revision = row.try_get("revision")?;
     Ok(server)
 }

@@ -65,9 +65,14 @@ impl Cloud {
         data_dir: tempfile::TempDir,
     ) -> Self {
         let fakes = oxstack_compute::testing::backends(store.clone(), "node1").await;
-        let service = ComputeService::open(store, ComputeConfig::default(), PUBLIC_URL.into(), fakes.backends.clone())
-            .await
-            .expect("compute service");
+        let service = ComputeService::open(
+            store,
+            ComputeConfig::default(),
+            PUBLIC_URL.into(),
+            fakes.backends.clone(),
+        )
+        .await
+        .expect("compute service");
         let service = Arc::new(service);
         let validator = Arc::new(LocalValidator(identity.state.clone()));
         let router = oxstack_compute::mount(service.clone(), validator);

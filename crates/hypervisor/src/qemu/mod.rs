@@ -621,12 +621,18 @@ impl Driver for QemuDriver {
         let spec = read_spec(&paths)?;
         let power_state = self.power_state(uuid, &paths).await;
         let cpus = (0..spec.vcpus)
-            .map(|id| crate::CpuDiagnostics { id, ..Default::default() })
+            .map(|id| crate::CpuDiagnostics {
+                id,
+                ..Default::default()
+            })
             .collect();
         let nics = spec
             .vifs
             .iter()
-            .map(|vif| crate::NicDiagnostics { mac_address: Some(vif.mac.clone()), ..Default::default() })
+            .map(|vif| crate::NicDiagnostics {
+                mac_address: Some(vif.mac.clone()),
+                ..Default::default()
+            })
             .collect();
         let mut disks = vec![crate::DiskDiagnostics::default()];
         if spec.config_drive.is_some() {

@@ -31,7 +31,10 @@ const SECRET_BYTES: usize = 64;
 
 pub fn routes() -> Router<IdentityState> {
     Router::new()
-        .route("/v3/users/{user_id}/application_credentials", get(list).post(create))
+        .route(
+            "/v3/users/{user_id}/application_credentials",
+            get(list).post(create),
+        )
         .route(
             "/v3/users/{user_id}/application_credentials/{application_credential_id}",
             get(show).delete(remove),
@@ -80,39 +83,42 @@ pub struct CreateBody {
     application_credential: Value,
 }
 
-body_schema!(CreateBody, json!({
-    "type": "object",
-    "required": ["application_credential"],
-    "properties": {"application_credential": {
+body_schema!(
+    CreateBody,
+    json!({
         "type": "object",
-        "required": ["name"],
-        "additionalProperties": false,
-        "properties": {
-            "id": {"type": "string"},
-            "name": name_schema(),
-            "description": {"type": ["string", "null"], "maxLength": 65535},
-            "secret": {"type": ["string", "null"], "maxLength": MAX_PASSWORD_LEN},
-            "expires_at": {"type": ["string", "null"]},
-            "project_id": {"type": "string"},
-            "system": {"type": ["string", "null"]},
-            "unrestricted": {"type": ["boolean", "null"]},
-            "access_rules": {"type": "array"},
-            "roles": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "minProperties": 1,
-                    "maxProperties": 1,
-                    "additionalProperties": false,
-                    "properties": {
-                        "id": {"type": "string", "minLength": 1, "maxLength": 64},
-                        "name": name_schema()
+        "required": ["application_credential"],
+        "properties": {"application_credential": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": false,
+            "properties": {
+                "id": {"type": "string"},
+                "name": name_schema(),
+                "description": {"type": ["string", "null"], "maxLength": 65535},
+                "secret": {"type": ["string", "null"], "maxLength": MAX_PASSWORD_LEN},
+                "expires_at": {"type": ["string", "null"]},
+                "project_id": {"type": "string"},
+                "system": {"type": ["string", "null"]},
+                "unrestricted": {"type": ["boolean", "null"]},
+                "access_rules": {"type": "array"},
+                "roles": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "maxProperties": 1,
+                        "additionalProperties": false,
+                        "properties": {
+                            "id": {"type": "string", "minLength": 1, "maxLength": 64},
+                            "name": name_schema()
+                        }
                     }
                 }
             }
-        }
-    }}
-}));
+        }}
+    })
+);
 
 fn user_target(user_id: &str) -> Value {
     json!({"user": {"id": user_id}})
@@ -129,7 +135,9 @@ async fn check_unrestricted(state: &Identity, ctx: &RequestContext) -> Result<()
     let Some(credential_id) = &ctx.auth.application_credential_id else {
         return Ok(());
     };
-    let unrestricted = app_creds::get(state.pool(), credential_id).await?.is_some_and(|c| c.unrestricted);
+    let unrestricted = app_creds::get(state.pool(), credential_id)
+        .await?
+        .is_some_and(|c| c.unrestricted);
     if unrestricted {
         return Ok(());
     }
@@ -145,7 +153,12 @@ async fn list(
     Path(user_id): Path<String>,
     query: QueryMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &ctx, "identity:list_application_credentials", &user_target(&user_id))?;
+    authorize(
+        &state,
+        &ctx,
+        "identity:list_application_credentials",
+        &user_target(&user_id),
+    )?;
     let all_roles = roles::all_by_id(state.pool()).await?;
     let items = app_creds::list_for_user(state.pool(), &user_id)
         .await?
@@ -153,7 +166,12 @@ async fn list(
         .filter(|c| query.get("name").is_none_or(|name| *name == c.name))
         .map(|c| render(&state, c, &all_roles))
         .collect();
-    Ok(Json(list_body(&state, "application_credentials", &collection_path(&user_id), items)))
+    Ok(Json(list_body(
+        &state,
+        "application_credentials",
+        &collection_path(&user_id),
+        items,
+    )))
 }
 
 async fn create(
@@ -162,7 +180,12 @@ async fn create(
     Path(user_id): Path<String>,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    authorize(&state, &ctx, "identity:create_application_credential", &user_target(&user_id))?;
+    authorize(
+        &state,
+        &ctx,
+        "identity:create_application_credential",
+        &user_target(&user_id),
+    )?;
     check_unrestricted(&state, &ctx).await?;
     if ctx.auth.user_id != user_id {
         return Err(ApiError::forbidden(
@@ -171,10 +194,16 @@ async fn create(
         ));
     }
     let project_id = ctx.auth.project_id.clone().ok_or_else(|| {
-        invalid("a project-scoped token is required; the credential is bound to the token's project.")
+        invalid(
+            "a project-scoped token is required; the credential is bound to the token's project.",
+        )
     })?;
     let input = body.application_credential;
-    if input.get("access_rules").and_then(Value::as_array).is_some_and(|rules| !rules.is_empty()) {
+    if input
+        .get("access_rules")
+        .and_then(Value::as_array)
+        .is_some_and(|rules| !rules.is_empty())
+    {
         return Err(ApiError::new(
             ErrorKind::NotImplemented,
             "Access rules on application credentials are not supported; create the credential without them.",
@@ -186,7 +215,11 @@ async fn create(
         None => None,
     };
     let role_ids = requested_roles(&state, &ctx, input.get("roles")).await?;
-    let secret = match input.get("secret").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    let secret = match input
+        .get("secret")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         Some(secret) => secret.to_owned(),
         None => generate_secret(),
     };
@@ -196,9 +229,16 @@ async fn create(
         user_id,
         project_id,
         secret_hash: state.passwords.hash(&secret).await?,
-        description: input.get("description").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        description: input
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         expires_at_micros: expires_at,
-        unrestricted: input.get("unrestricted").and_then(Value::as_bool).unwrap_or(false),
+        unrestricted: input
+            .get("unrestricted")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         role_ids,
     };
     app_creds::insert(state.pool(), &credential).await?;
@@ -213,7 +253,10 @@ async fn create(
     let mut body = render(&state, &credential, &all_roles);
     // The only time the secret is shown: only its hash is stored.
     body["secret"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(json!({ "application_credential": body }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "application_credential": body })),
+    ))
 }
 
 /// Parses `expires_at` as Keystone does (ISO 8601, UTC when no zone is
@@ -226,7 +269,9 @@ fn parse_expiry(text: &str) -> Result<i64, ApiError> {
         ))
     })?;
     if at <= Utc::now() {
-        return Err(ApiError::bad_request("The 'expires_at' must not be before now."));
+        return Err(ApiError::bad_request(
+            "The 'expires_at' must not be before now.",
+        ));
     }
     Ok(at.timestamp_micros())
 }
@@ -234,8 +279,14 @@ fn parse_expiry(text: &str) -> Result<i64, ApiError> {
 /// Resolves the requested roles, adds the roles they imply, and checks that
 /// the caller's token has every one (Keystone: 400). Without a request,
 /// the credential gets all of the token's roles.
-async fn requested_roles(state: &Identity, ctx: &RequestContext, requested: Option<&Value>) -> Result<Vec<String>, ApiError> {
-    let requested = requested.and_then(Value::as_array).filter(|r| !r.is_empty());
+async fn requested_roles(
+    state: &Identity,
+    ctx: &RequestContext,
+    requested: Option<&Value>,
+) -> Result<Vec<String>, ApiError> {
+    let requested = requested
+        .and_then(Value::as_array)
+        .filter(|r| !r.is_empty());
     let Some(requested) = requested else {
         return Ok(ctx.auth.role_ids.clone());
     };
@@ -246,14 +297,20 @@ async fn requested_roles(state: &Identity, ctx: &RequestContext, requested: Opti
             continue;
         }
         let name = role.get("name").and_then(Value::as_str).unwrap_or_default();
-        let found = roles::list(state.pool(), Some(name), None).await?.into_iter().next();
-        let found = found.ok_or_else(|| ApiError::not_found(format!("Could not find role: {name}.")))?;
+        let found = roles::list(state.pool(), Some(name), None)
+            .await?
+            .into_iter()
+            .next();
+        let found =
+            found.ok_or_else(|| ApiError::not_found(format!("Could not find role: {name}.")))?;
         ids.insert(found.id);
     }
     let edges = roles::implications(state.pool()).await?;
     let ids = roles::expand_implied(&ids, &edges);
     if ids.iter().any(|id| !ctx.auth.role_ids.contains(id)) {
-        return Err(invalid("Cannot create an application credential with unassigned role"));
+        return Err(invalid(
+            "Cannot create an application credential with unassigned role",
+        ));
     }
     Ok(ids.into_iter().collect())
 }
@@ -288,9 +345,18 @@ async fn show(
     ctx: RequestContext,
     Path((user_id, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let credential = find_authorized(&state, &ctx, "identity:get_application_credential", &user_id, &id).await?;
+    let credential = find_authorized(
+        &state,
+        &ctx,
+        "identity:get_application_credential",
+        &user_id,
+        &id,
+    )
+    .await?;
     let all_roles = roles::all_by_id(state.pool()).await?;
-    Ok(Json(json!({ "application_credential": render(&state, &credential, &all_roles) })))
+    Ok(Json(
+        json!({ "application_credential": render(&state, &credential, &all_roles) }),
+    ))
 }
 
 /// Deletes the credential; tokens made from it stop validating because
@@ -300,7 +366,14 @@ async fn remove(
     ctx: RequestContext,
     Path((user_id, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let credential = find_authorized(&state, &ctx, "identity:delete_application_credential", &user_id, &id).await?;
+    let credential = find_authorized(
+        &state,
+        &ctx,
+        "identity:delete_application_credential",
+        &user_id,
+        &id,
+    )
+    .await?;
     check_unrestricted(&state, &ctx).await?;
     app_creds::delete(state.pool(), &credential.id).await?;
     tracing::info!(user_id = %user_id, application_credential_id = %id, "deleted application credential");
@@ -315,19 +388,30 @@ mod tests {
     fn generated_secret_is_url_safe() {
         let secret = generate_secret();
         assert_eq!(secret.len(), 86);
-        assert!(secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{secret}");
+        assert!(
+            secret
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{secret}"
+        );
         assert_ne!(secret, generate_secret());
     }
 
     #[test]
     fn expiry_renders_like_keystone() {
-        assert_eq!(render_expiry(1_900_000_000_123_456), "2030-03-17T17:46:40.123456");
+        assert_eq!(
+            render_expiry(1_900_000_000_123_456),
+            "2030-03-17T17:46:40.123456"
+        );
     }
 
     #[test]
     fn past_expiry_is_rejected() {
         assert!(parse_expiry("2001-01-01T00:00:00Z").is_err());
         assert!(parse_expiry("next week").is_err());
-        assert_eq!(parse_expiry("2999-01-01T00:00:00.123456").unwrap() % 1_000_000, 123_456);
+        assert_eq!(
+            parse_expiry("2999-01-01T00:00:00.123456").unwrap() % 1_000_000,
+            123_456
+        );
     }
 }

@@ -24,7 +24,10 @@ const SUBJECT_TOKEN: &str = "x-subject-token";
 
 pub fn routes() -> Router<IdentityState> {
     Router::new()
-        .route("/v3/auth/tokens", get(validate).head(check).post(issue).delete(revoke))
+        .route(
+            "/v3/auth/tokens",
+            get(validate).head(check).post(issue).delete(revoke),
+        )
         .route("/v3/auth/catalog", get(auth_catalog))
         .route("/v3/auth/projects", get(auth_projects))
         .route("/v3/auth/domains", get(auth_domains))
@@ -49,57 +52,60 @@ fn named_ref_schema() -> Value {
     })
 }
 
-body_schema!(AuthRequest, json!({
-    "type": "object",
-    "required": ["auth"],
-    "properties": {
-        "auth": {
-            "type": "object",
-            "required": ["identity"],
-            "properties": {
-                "identity": {
-                    "type": "object",
-                    "required": ["methods"],
-                    "properties": {
-                        "methods": {"type": "array", "minItems": 1, "items": {"type": "string"}},
-                        "password": {
-                            "type": "object",
-                            "required": ["user"],
-                            "properties": {"user": {
+body_schema!(
+    AuthRequest,
+    json!({
+        "type": "object",
+        "required": ["auth"],
+        "properties": {
+            "auth": {
+                "type": "object",
+                "required": ["identity"],
+                "properties": {
+                    "identity": {
+                        "type": "object",
+                        "required": ["methods"],
+                        "properties": {
+                            "methods": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                            "password": {
                                 "type": "object",
+                                "required": ["user"],
+                                "properties": {"user": {
+                                    "type": "object",
+                                    "properties": {
+                                        "id": {"type": "string", "minLength": 1, "maxLength": 255},
+                                        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                                        "password": {"type": "string", "maxLength": 4096},
+                                        "domain": named_ref_schema()
+                                    }
+                                }}
+                            },
+                            "token": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+                            "application_credential": {
+                                "type": "object",
+                                "required": ["secret"],
                                 "properties": {
-                                    "id": {"type": "string", "minLength": 1, "maxLength": 255},
-                                    "name": {"type": "string", "minLength": 1, "maxLength": 255},
-                                    "password": {"type": "string", "maxLength": 4096},
-                                    "domain": named_ref_schema()
+                                    "id": {"type": "string"},
+                                    "name": {"type": "string"},
+                                    "secret": {"type": "string"},
+                                    "user": named_ref_schema()
                                 }
-                            }}
-                        },
-                        "token": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
-                        "application_credential": {
-                            "type": "object",
-                            "required": ["secret"],
-                            "properties": {
-                                "id": {"type": "string"},
-                                "name": {"type": "string"},
-                                "secret": {"type": "string"},
-                                "user": named_ref_schema()
                             }
                         }
-                    }
-                },
-                "scope": {
-                    "type": ["object", "string"],
-                    "properties": {
-                        "project": named_ref_schema(),
-                        "domain": named_ref_schema(),
-                        "system": {"type": "object"}
+                    },
+                    "scope": {
+                        "type": ["object", "string"],
+                        "properties": {
+                            "project": named_ref_schema(),
+                            "domain": named_ref_schema(),
+                            "system": {"type": "object"}
+                        }
                     }
                 }
             }
         }
-    }
-}));
+    })
+);
 
 fn unauthorized() -> ApiError {
     ApiError::unauthenticated("The request you have made requires authentication.")
@@ -124,7 +130,12 @@ async fn issue(
     let identity = &request.auth["identity"];
     let methods: Vec<String> = identity["methods"]
         .as_array()
-        .map(|m| m.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     let authenticated = authenticate(&state, identity, &methods).await?;
 
@@ -153,10 +164,16 @@ async fn issue(
         scope: scope.clone(),
         expires_at,
         audit_ids,
-        application_credential_id: authenticated.application_credential.as_ref().map(|c| c.id.clone()),
+        application_credential_id: authenticated
+            .application_credential
+            .as_ref()
+            .map(|c| c.id.clone()),
     };
     let token_text = state.tokens.encode(&payload)?;
-    let (payload, issued_at) = state.tokens.decode(&token_text).map_err(Rejection::into_unauthenticated)?;
+    let (payload, issued_at) = state
+        .tokens
+        .decode(&token_text)
+        .map_err(Rejection::into_unauthenticated)?;
     let ctx = token::build_context(&state, token_text.clone(), payload, issued_at)
         .await
         .map_err(|rejection| match rejection {
@@ -178,13 +195,20 @@ async fn issue(
     Ok(response)
 }
 
-async fn authenticate(state: &Identity, identity: &Value, methods: &[String]) -> Result<Authenticated, ApiError> {
+async fn authenticate(
+    state: &Identity,
+    identity: &Value,
+    methods: &[String],
+) -> Result<Authenticated, ApiError> {
     if methods.iter().any(|m| m == "application_credential") {
-        return authenticate_application_credential(state, &identity["application_credential"]).await;
+        return authenticate_application_credential(state, &identity["application_credential"])
+            .await;
     }
     if methods.iter().any(|m| m == "password") {
         let user = identity.pointer("/password/user").ok_or_else(|| {
-            ApiError::bad_request("Invalid input for field 'identity.password.user': the field is required.")
+            ApiError::bad_request(
+                "Invalid input for field 'identity.password.user': the field is required.",
+            )
         })?;
         let user_id = check_password(state, user).await?;
         return Ok(Authenticated {
@@ -196,9 +220,14 @@ async fn authenticate(state: &Identity, identity: &Value, methods: &[String]) ->
         });
     }
     if methods.iter().any(|m| m == "token") {
-        let token_id = identity.pointer("/token/id").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::bad_request("Invalid input for field 'identity.token.id': the field is required.")
-        })?;
+        let token_id = identity
+            .pointer("/token/id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "Invalid input for field 'identity.token.id': the field is required.",
+                )
+            })?;
         return authenticate_token(state, token_id).await;
     }
     Err(ApiError::unauthenticated(format!(
@@ -208,11 +237,21 @@ async fn authenticate(state: &Identity, identity: &Value, methods: &[String]) ->
 
 /// Authenticates with an existing token, keeping its audit chain and its
 /// expiry (a rescoped token never outlives the one it came from).
-pub(crate) async fn authenticate_token(state: &Identity, token_id: &str) -> Result<Authenticated, ApiError> {
-    let (payload, _) = state.tokens.decode(token_id).map_err(Rejection::into_unauthenticated)?;
-    let ctx = token::resolve(state, token_id).await.map_err(Rejection::into_unauthenticated)?;
+pub(crate) async fn authenticate_token(
+    state: &Identity,
+    token_id: &str,
+) -> Result<Authenticated, ApiError> {
+    let (payload, _) = state
+        .tokens
+        .decode(token_id)
+        .map_err(Rejection::into_unauthenticated)?;
+    let ctx = token::resolve(state, token_id)
+        .await
+        .map_err(Rejection::into_unauthenticated)?;
     if payload.application_credential_id.is_some() {
-        return Err(ApiError::forbidden("A token made from an application credential cannot be rescoped."));
+        return Err(ApiError::forbidden(
+            "A token made from an application credential cannot be rescoped.",
+        ));
     }
     let mut methods = payload.methods.clone();
     if !methods.iter().any(|m| m == "token") {
@@ -227,14 +266,19 @@ pub(crate) async fn authenticate_token(state: &Identity, token_id: &str) -> Resu
     })
 }
 
-async fn find_domain_ref(state: &Identity, domain: &Value) -> Result<Option<domains::Domain>, ApiError> {
+async fn find_domain_ref(
+    state: &Identity,
+    domain: &Value,
+) -> Result<Option<domains::Domain>, ApiError> {
     if let Some(id) = domain.get("id").and_then(Value::as_str) {
         return domains::get(state.pool(), id).await;
     }
     if let Some(name) = domain.get("name").and_then(Value::as_str) {
         return domains::get_by_name(state.pool(), name).await;
     }
-    Err(ApiError::bad_request("Invalid input for field 'domain': give its id or name."))
+    Err(ApiError::bad_request(
+        "Invalid input for field 'domain': give its id or name.",
+    ))
 }
 
 async fn find_user_ref(state: &Identity, user: &Value) -> Result<Option<users::User>, ApiError> {
@@ -242,10 +286,14 @@ async fn find_user_ref(state: &Identity, user: &Value) -> Result<Option<users::U
         return users::get(state.pool(), id).await;
     }
     let name = user.get("name").and_then(Value::as_str).ok_or_else(|| {
-        ApiError::bad_request("Invalid input for field 'user': give its id, or its name and domain.")
+        ApiError::bad_request(
+            "Invalid input for field 'user': give its id, or its name and domain.",
+        )
     })?;
     let domain = user.get("domain").ok_or_else(|| {
-        ApiError::bad_request("Invalid input for field 'user.domain': a user given by name needs its domain.")
+        ApiError::bad_request(
+            "Invalid input for field 'user.domain': a user given by name needs its domain.",
+        )
     })?;
     let Some(domain) = find_domain_ref(state, domain).await? else {
         return Ok(None);
@@ -254,7 +302,10 @@ async fn find_user_ref(state: &Identity, user: &Value) -> Result<Option<users::U
 }
 
 async fn check_password(state: &Identity, user_ref: &Value) -> Result<String, ApiError> {
-    let password = user_ref.get("password").and_then(Value::as_str).unwrap_or_default();
+    let password = user_ref
+        .get("password")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let user = find_user_ref(state, user_ref).await?;
     verify_password(state, user, password).await
 }
@@ -262,7 +313,11 @@ async fn check_password(state: &Identity, user_ref: &Value) -> Result<String, Ap
 /// Checks `password` for `user` (absent when the name was unknown) and that
 /// the user and its domain are enabled. Every failure is the same 401, so
 /// callers cannot probe which users exist.
-pub(crate) async fn verify_password(state: &Identity, user: Option<users::User>, password: &str) -> Result<String, ApiError> {
+pub(crate) async fn verify_password(
+    state: &Identity,
+    user: Option<users::User>,
+    password: &str,
+) -> Result<String, ApiError> {
     let user = user.ok_or_else(|| {
         tracing::info!("password auth for unknown user");
         unauthorized()
@@ -274,7 +329,9 @@ pub(crate) async fn verify_password(state: &Identity, user: Option<users::User>,
         tracing::info!(user_id = %user.id, "wrong password");
         return Err(unauthorized());
     }
-    let domain_enabled = domains::get(state.pool(), &user.domain_id).await?.is_some_and(|d| d.enabled);
+    let domain_enabled = domains::get(state.pool(), &user.domain_id)
+        .await?
+        .is_some_and(|d| d.enabled);
     if !user.enabled || !domain_enabled {
         tracing::info!(user_id = %user.id, "password auth for disabled user or domain");
         return Err(unauthorized());
@@ -282,8 +339,14 @@ pub(crate) async fn verify_password(state: &Identity, user: Option<users::User>,
     Ok(user.id)
 }
 
-async fn authenticate_application_credential(state: &Identity, body: &Value) -> Result<Authenticated, ApiError> {
-    let secret = body.get("secret").and_then(Value::as_str).unwrap_or_default();
+async fn authenticate_application_credential(
+    state: &Identity,
+    body: &Value,
+) -> Result<Authenticated, ApiError> {
+    let secret = body
+        .get("secret")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let credential = if let Some(id) = body.get("id").and_then(Value::as_str) {
         app_creds::get(state.pool(), id).await?
     } else {
@@ -291,7 +354,9 @@ async fn authenticate_application_credential(state: &Identity, body: &Value) -> 
             ApiError::bad_request("Invalid input for field 'application_credential': give its id, or its name and user.")
         })?;
         let user = body.get("user").ok_or_else(|| {
-            ApiError::bad_request("Invalid input for field 'application_credential.user': required with a name.")
+            ApiError::bad_request(
+                "Invalid input for field 'application_credential.user': required with a name.",
+            )
         })?;
         match find_user_ref(state, user).await? {
             Some(user) => app_creds::get_by_name(state.pool(), &user.id, name).await?,
@@ -299,10 +364,17 @@ async fn authenticate_application_credential(state: &Identity, body: &Value) -> 
         }
     };
     let credential = credential.ok_or_else(unauthorized)?;
-    if credential.expires_at_micros.is_some_and(|at| at <= Utc::now().timestamp_micros()) {
+    if credential
+        .expires_at_micros
+        .is_some_and(|at| at <= Utc::now().timestamp_micros())
+    {
         return Err(unauthorized());
     }
-    if !state.passwords.verify(&credential.id, secret, &credential.secret_hash).await? {
+    if !state
+        .passwords
+        .verify(&credential.id, secret, &credential.secret_hash)
+        .await?
+    {
         return Err(unauthorized());
     }
     Ok(Authenticated {
@@ -314,7 +386,11 @@ async fn authenticate_application_credential(state: &Identity, body: &Value) -> 
     })
 }
 
-async fn resolve_scope(state: &Identity, scope: Option<&Value>, user_id: &str) -> Result<TokenScope, ApiError> {
+async fn resolve_scope(
+    state: &Identity,
+    scope: Option<&Value>,
+    user_id: &str,
+) -> Result<TokenScope, ApiError> {
     let Some(scope) = scope.filter(|s| !s.is_null()) else {
         return default_scope(state, user_id).await;
     };
@@ -326,7 +402,9 @@ async fn resolve_scope(state: &Identity, scope: Option<&Value>, user_id: &str) -
             projects::get(state.pool(), id).await?
         } else {
             let name = project.get("name").and_then(Value::as_str).ok_or_else(|| {
-                ApiError::bad_request("Invalid input for field 'scope.project': give its id, or its name and domain.")
+                ApiError::bad_request(
+                    "Invalid input for field 'scope.project': give its id, or its name and domain.",
+                )
             })?;
             let domain = project.get("domain").ok_or_else(|| {
                 ApiError::bad_request("Invalid input for field 'scope.project.domain': a project given by name needs its domain.")
@@ -341,16 +419,23 @@ async fn resolve_scope(state: &Identity, scope: Option<&Value>, user_id: &str) -
         return Ok(TokenScope::Project(project.id));
     }
     if let Some(domain) = scope.get("domain") {
-        let domain = find_domain_ref(state, domain).await?.filter(|d| d.enabled).ok_or_else(unauthorized)?;
+        let domain = find_domain_ref(state, domain)
+            .await?
+            .filter(|d| d.enabled)
+            .ok_or_else(unauthorized)?;
         return Ok(TokenScope::Domain(domain.id));
     }
     if let Some(system) = scope.get("system") {
         if system.get("all") == Some(&Value::Bool(true)) {
             return Ok(TokenScope::System);
         }
-        return Err(ApiError::bad_request("Invalid input for field 'scope.system': only {\"all\": true} is supported."));
+        return Err(ApiError::bad_request(
+            "Invalid input for field 'scope.system': only {\"all\": true} is supported.",
+        ));
     }
-    Err(ApiError::bad_request("Invalid input for field 'scope': give a project, a domain or the system."))
+    Err(ApiError::bad_request(
+        "Invalid input for field 'scope': give a project, a domain or the system.",
+    ))
 }
 
 /// With no scope requested, Keystone scopes to the user's default project
@@ -363,17 +448,27 @@ pub(crate) async fn default_scope(state: &Identity, user_id: &str) -> Result<Tok
         return Ok(TokenScope::Unscoped);
     };
     let visible = projects_of_user(state, user_id).await?;
-    Ok(if visible.contains(&project_id) { TokenScope::Project(project_id) } else { TokenScope::Unscoped })
+    Ok(if visible.contains(&project_id) {
+        TokenScope::Project(project_id)
+    } else {
+        TokenScope::Unscoped
+    })
 }
 
 /// Returns the ids of the enabled projects where `user_id` has a role,
 /// directly, through a group, or inherited from a domain or parent project.
-pub async fn projects_of_user(state: &Identity, user_id: &str) -> Result<BTreeSet<String>, ApiError> {
+pub async fn projects_of_user(
+    state: &Identity,
+    user_id: &str,
+) -> Result<BTreeSet<String>, ApiError> {
     let pool = state.pool();
     let mut actors = groups::group_ids_of_user(pool, user_id).await?;
     actors.push(user_id.to_owned());
     let all = assignments::list_all(pool).await?;
-    let mine: Vec<_> = all.into_iter().filter(|a| actors.contains(&a.actor_id)).collect();
+    let mine: Vec<_> = all
+        .into_iter()
+        .filter(|a| actors.contains(&a.actor_id))
+        .collect();
     let projects = projects::list(pool, &Default::default()).await?;
     let mut ids = BTreeSet::new();
     for project in projects.iter().filter(|p| p.enabled) {
@@ -382,7 +477,8 @@ pub async fn projects_of_user(state: &Identity, user_id: &str) -> Result<BTreeSe
             use assignments::AssignmentType::*;
             match a.kind {
                 UserProject | GroupProject => {
-                    (a.target_id == project.id && !a.inherited) || (a.inherited && ancestors.contains(&a.target_id))
+                    (a.target_id == project.id && !a.inherited)
+                        || (a.inherited && ancestors.contains(&a.target_id))
                 }
                 UserDomain | GroupDomain => a.inherited && a.target_id == project.domain_id,
                 UserSystem | GroupSystem => false,
@@ -402,7 +498,11 @@ fn subject_token(headers: &HeaderMap) -> Result<String, ApiError> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::bad_request("The X-Subject-Token header is required; set it to the token to check."))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "The X-Subject-Token header is required; set it to the token to check.",
+            )
+        })
 }
 
 async fn subject_context(
@@ -412,8 +512,15 @@ async fn subject_context(
     action: &str,
 ) -> Result<oxstack_core::AuthContext, ApiError> {
     let subject = subject_token(headers)?;
-    let resolved = token::resolve(state, &subject).await.map_err(Rejection::into_not_found)?;
-    crate::policy::authorize(state, ctx, action, &json!({"token": {"user_id": resolved.user_id}}))?;
+    let resolved = token::resolve(state, &subject)
+        .await
+        .map_err(Rejection::into_not_found)?;
+    crate::policy::authorize(
+        state,
+        ctx,
+        action,
+        &json!({"token": {"user_id": resolved.user_id}}),
+    )?;
     Ok(resolved)
 }
 
@@ -454,9 +561,14 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn auth_catalog(State(state): State<IdentityState>, ctx: RequestContext) -> Result<Json<Value>, ApiError> {
+async fn auth_catalog(
+    State(state): State<IdentityState>,
+    ctx: RequestContext,
+) -> Result<Json<Value>, ApiError> {
     if ctx.auth.project_id.is_none() && ctx.auth.domain_id.is_none() && !ctx.auth.system_scope {
-        return Err(ApiError::forbidden("The catalog needs a scoped token; request one for a project."));
+        return Err(ApiError::forbidden(
+            "The catalog needs a scoped token; request one for a project.",
+        ));
     }
     let catalog = token::render_catalog(&state).await?;
     Ok(Json(json!({
@@ -465,9 +577,18 @@ async fn auth_catalog(State(state): State<IdentityState>, ctx: RequestContext) -
     })))
 }
 
-async fn auth_projects(State(state): State<IdentityState>, ctx: RequestContext) -> Result<Json<Value>, ApiError> {
-    let ids: Vec<String> = projects_of_user(&state, &ctx.auth.user_id).await?.into_iter().collect();
-    let filter = projects::ProjectFilter { ids: Some(ids), ..Default::default() };
+async fn auth_projects(
+    State(state): State<IdentityState>,
+    ctx: RequestContext,
+) -> Result<Json<Value>, ApiError> {
+    let ids: Vec<String> = projects_of_user(&state, &ctx.auth.user_id)
+        .await?
+        .into_iter()
+        .collect();
+    let filter = projects::ProjectFilter {
+        ids: Some(ids),
+        ..Default::default()
+    };
     let items = projects::list(state.pool(), &filter)
         .await?
         .iter()
@@ -476,14 +597,20 @@ async fn auth_projects(State(state): State<IdentityState>, ctx: RequestContext) 
     Ok(Json(list_body(&state, "projects", "auth/projects", items)))
 }
 
-async fn auth_domains(State(state): State<IdentityState>, ctx: RequestContext) -> Result<Json<Value>, ApiError> {
+async fn auth_domains(
+    State(state): State<IdentityState>,
+    ctx: RequestContext,
+) -> Result<Json<Value>, ApiError> {
     let pool = state.pool();
     let mut actors = groups::group_ids_of_user(pool, &ctx.auth.user_id).await?;
     actors.push(ctx.auth.user_id.clone());
     let mut items = Vec::new();
     for domain in domains::list(pool).await?.into_iter().filter(|d| d.enabled) {
         let scope = assignments::RoleScope::Domain(&domain.id);
-        if !assignments::direct_role_ids(pool, &actors, &scope).await?.is_empty() {
+        if !assignments::direct_role_ids(pool, &actors, &scope)
+            .await?
+            .is_empty()
+        {
             items.push(super::domains::render(&state, &domain));
         }
     }

@@ -18,12 +18,19 @@ pub fn routes() -> Router<IdentityState> {
         .route("/v3/services", get(services::list).post(services::create))
         .route(
             "/v3/services/{service_id}",
-            get(services::show).patch(services::update).delete(services::remove),
+            get(services::show)
+                .patch(services::update)
+                .delete(services::remove),
         )
-        .route("/v3/endpoints", get(endpoints::list).post(endpoints::create))
+        .route(
+            "/v3/endpoints",
+            get(endpoints::list).post(endpoints::create),
+        )
         .route(
             "/v3/endpoints/{endpoint_id}",
-            get(endpoints::show).patch(endpoints::update).delete(endpoints::remove),
+            get(endpoints::show)
+                .patch(endpoints::update)
+                .delete(endpoints::remove),
         )
         .route("/v3/regions", get(regions::list).post(regions::create))
         .route(

@@ -13,9 +13,7 @@ use crate::IdentityState;
 const V3_UPDATED: &str = "2024-04-01T00:00:00Z";
 
 pub fn routes() -> Router<IdentityState> {
-    Router::new()
-        .route("/v3", get(v3))
-        .route("/v3/", get(v3))
+    Router::new().route("/v3", get(v3)).route("/v3/", get(v3))
 }
 
 /// The v3 version entry.

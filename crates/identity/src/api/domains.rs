@@ -9,16 +9,22 @@ use oxstack_core::{body_schema, ApiError, RequestContext};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{bool_param, description_schema, list_body, short_name_schema, opt_str, self_link, tags_schema, QueryMap};
-use crate::db::{domains, revocations, users};
+use super::{
+    bool_param, description_schema, list_body, opt_str, self_link, short_name_schema, tags_schema,
+    QueryMap,
+};
 use crate::db::domains::Domain;
+use crate::db::{domains, revocations, users};
 use crate::policy::authorize;
 use crate::{Identity, IdentityState};
 
 pub fn routes() -> Router<IdentityState> {
     Router::new()
         .route("/v3/domains", get(list).post(create))
-        .route("/v3/domains/{domain_id}", get(show).patch(update).delete(remove))
+        .route(
+            "/v3/domains/{domain_id}",
+            get(show).patch(update).delete(remove),
+        )
 }
 
 pub fn render(state: &Identity, domain: &Domain) -> Value {
@@ -38,21 +44,24 @@ pub struct DomainBody {
     domain: Value,
 }
 
-body_schema!(DomainBody, json!({
-    "type": "object",
-    "required": ["domain"],
-    "properties": {"domain": {
+body_schema!(
+    DomainBody,
+    json!({
         "type": "object",
-        "properties": {
-            "name": short_name_schema(),
-            "description": description_schema(),
-            "enabled": {"type": "boolean"},
-            "tags": tags_schema(),
-            "options": {"type": "object"},
-            "explicit_domain_id": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"}
-        }
-    }}
-}));
+        "required": ["domain"],
+        "properties": {"domain": {
+            "type": "object",
+            "properties": {
+                "name": short_name_schema(),
+                "description": description_schema(),
+                "enabled": {"type": "boolean"},
+                "tags": tags_schema(),
+                "options": {"type": "object"},
+                "explicit_domain_id": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"}
+            }
+        }}
+    })
+);
 
 /// Finds a domain by id, or returns a 404 that names the id.
 pub async fn find(state: &Identity, id: &str) -> Result<Domain, ApiError> {
@@ -61,7 +70,11 @@ pub async fn find(state: &Identity, id: &str) -> Result<Domain, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("Could not find domain: {id}.")))
 }
 
-async fn list(State(state): State<IdentityState>, ctx: RequestContext, query: QueryMap) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<IdentityState>,
+    ctx: RequestContext,
+    query: QueryMap,
+) -> Result<Json<Value>, ApiError> {
     authorize(&state, &ctx, "identity:list_domains", &json!({}))?;
     let enabled = bool_param(&query, "enabled")?;
     let items = domains::list(state.pool())
@@ -81,23 +94,39 @@ async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     authorize(&state, &ctx, "identity:create_domain", &json!({}))?;
     let input = body.domain;
-    let name = opt_str(&input, "name")
-        .ok_or_else(|| ApiError::bad_request("Invalid input for field 'domain.name': the field is required."))?;
+    let name = opt_str(&input, "name").ok_or_else(|| {
+        ApiError::bad_request("Invalid input for field 'domain.name': the field is required.")
+    })?;
     let domain = Domain {
         id: opt_str(&input, "explicit_domain_id").unwrap_or_else(crate::db::new_id),
         name,
         description: opt_str(&input, "description").unwrap_or_default(),
-        enabled: input.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        enabled: input
+            .get("enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
         tags: input.get("tags").cloned().unwrap_or(json!([])),
         options: input.get("options").cloned().unwrap_or(json!({})),
     };
     domains::insert(state.pool(), &domain).await?;
     tracing::info!(domain_id = %domain.id, "created domain");
-    Ok((StatusCode::CREATED, Json(json!({ "domain": render(&state, &domain) }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "domain": render(&state, &domain) })),
+    ))
 }
 
-async fn show(State(state): State<IdentityState>, ctx: RequestContext, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &ctx, "identity:get_domain", &json!({"domain": {"id": id}}))?;
+async fn show(
+    State(state): State<IdentityState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(
+        &state,
+        &ctx,
+        "identity:get_domain",
+        &json!({"domain": {"id": id}}),
+    )?;
     let domain = find(&state, &id).await?;
     Ok(Json(json!({ "domain": render(&state, &domain) })))
 }
@@ -108,7 +137,12 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DomainBody>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &ctx, "identity:update_domain", &json!({"domain": {"id": id}}))?;
+    authorize(
+        &state,
+        &ctx,
+        "identity:update_domain",
+        &json!({"domain": {"id": id}}),
+    )?;
     let mut domain = find(&state, &id).await?;
     let input = body.domain;
     if let Some(name) = opt_str(&input, "name") {
@@ -130,8 +164,17 @@ async fn update(
     Ok(Json(json!({ "domain": render(&state, &domain) })))
 }
 
-async fn remove(State(state): State<IdentityState>, ctx: RequestContext, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    authorize(&state, &ctx, "identity:delete_domain", &json!({"domain": {"id": id}}))?;
+async fn remove(
+    State(state): State<IdentityState>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    authorize(
+        &state,
+        &ctx,
+        "identity:delete_domain",
+        &json!({"domain": {"id": id}}),
+    )?;
     let domain = find(&state, &id).await?;
     if domain.enabled {
         return Err(ApiError::forbidden(format!(
@@ -140,7 +183,14 @@ async fn remove(State(state): State<IdentityState>, ctx: RequestContext, Path(id
         )));
     }
     let pool = state.pool();
-    let users = users::list(pool, &users::UserFilter { domain_id: Some(id.clone()), ..Default::default() }).await?;
+    let users = users::list(
+        pool,
+        &users::UserFilter {
+            domain_id: Some(id.clone()),
+            ..Default::default()
+        },
+    )
+    .await?;
     domains::delete(pool, &id).await?;
     // Tokens of the deleted users already fail validation; the events
     // keep them failing should a user with the same id ever return.

@@ -83,7 +83,9 @@ pub fn list_body(state: &crate::Identity, key: &str, path: &str, mut items: Vec<
 
 /// Parses a boolean filter (`enabled=false`, `is_domain=0`).
 pub fn bool_param(query: &HashMap<String, String>, key: &str) -> Result<Option<bool>, ApiError> {
-    let Some(value) = query.get(key) else { return Ok(None) };
+    let Some(value) = query.get(key) else {
+        return Ok(None);
+    };
     match value.to_ascii_lowercase().as_str() {
         "" | "1" | "true" | "yes" | "on" => Ok(Some(true)),
         "0" | "false" | "no" | "off" => Ok(Some(false)),

@@ -18,10 +18,10 @@ use oxstack_core::{body_schema, ApiError, AuthContext};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::auth::{authenticate_token, default_scope, verify_password, Authenticated};
 use crate::bootstrap::DEFAULT_DOMAIN_ID;
 use crate::db::{catalog, projects, roles, users};
 use crate::fernet::{new_audit_id, TokenPayload, TokenScope};
-use super::auth::{authenticate_token, default_scope, verify_password, Authenticated};
 use crate::token::{self, Rejection};
 use crate::{Identity, IdentityState};
 
@@ -59,40 +59,47 @@ pub struct TokenRequest {
     auth: Value,
 }
 
-body_schema!(TokenRequest, json!({
-    "type": "object",
-    "required": ["auth"],
-    "properties": {"auth": {
+body_schema!(
+    TokenRequest,
+    json!({
         "type": "object",
-        "properties": {
-            "passwordCredentials": {
-                "type": "object",
-                "required": ["password"],
-                "properties": {
-                    "username": {"type": "string", "minLength": 1, "maxLength": 255},
-                    "userId": {"type": "string", "minLength": 1, "maxLength": 255},
-                    "password": {"type": "string", "maxLength": crate::password::MAX_PASSWORD_LEN}
-                }
-            },
-            "token": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
-            "tenantName": {"type": "string", "minLength": 1, "maxLength": 255},
-            "tenantId": {"type": "string", "minLength": 1, "maxLength": 255},
-            "trust_id": {"type": "string"}
-        }
-    }}
-}));
+        "required": ["auth"],
+        "properties": {"auth": {
+            "type": "object",
+            "properties": {
+                "passwordCredentials": {
+                    "type": "object",
+                    "required": ["password"],
+                    "properties": {
+                        "username": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "userId": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "password": {"type": "string", "maxLength": crate::password::MAX_PASSWORD_LEN}
+                    }
+                },
+                "token": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+                "tenantName": {"type": "string", "minLength": 1, "maxLength": 255},
+                "tenantId": {"type": "string", "minLength": 1, "maxLength": 255},
+                "trust_id": {"type": "string"}
+            }
+        }}
+    })
+);
 
 fn unauthorized() -> ApiError {
     ApiError::unauthenticated("The request you have made requires authentication.")
 }
 
-
 /// `POST /v2.0/tokens`: 200 with `{"access": …}` and the token id in the
 /// body, as Keystone's v2.0 returned it.
-async fn issue(State(state): State<IdentityState>, JsonBody(request): JsonBody<TokenRequest>) -> Result<Json<Value>, ApiError> {
+async fn issue(
+    State(state): State<IdentityState>,
+    JsonBody(request): JsonBody<TokenRequest>,
+) -> Result<Json<Value>, ApiError> {
     let auth = &request.auth;
     if auth.get("trust_id").is_some() {
-        return Err(ApiError::bad_request("Trusts are not supported; authenticate without trust_id."));
+        return Err(ApiError::bad_request(
+            "Trusts are not supported; authenticate without trust_id.",
+        ));
     }
     let authenticated = if let Some(credentials) = auth.get("passwordCredentials") {
         authenticate_password(&state, credentials).await?
@@ -120,7 +127,10 @@ async fn issue(State(state): State<IdentityState>, JsonBody(request): JsonBody<T
         application_credential_id: None,
     };
     let token_text = state.tokens.encode(&payload)?;
-    let (payload, issued_at) = state.tokens.decode(&token_text).map_err(Rejection::into_unauthenticated)?;
+    let (payload, issued_at) = state
+        .tokens
+        .decode(&token_text)
+        .map_err(Rejection::into_unauthenticated)?;
     let ctx = token::build_context(&state, token_text, payload, issued_at)
         .await
         .map_err(|rejection| match rejection {
@@ -137,7 +147,10 @@ async fn issue(State(state): State<IdentityState>, JsonBody(request): JsonBody<T
     Ok(Json(render_access(&state, &ctx).await?))
 }
 
-async fn authenticate_password(state: &Identity, credentials: &Value) -> Result<Authenticated, ApiError> {
+async fn authenticate_password(
+    state: &Identity,
+    credentials: &Value,
+) -> Result<Authenticated, ApiError> {
     let user = if let Some(name) = credentials.get("username").and_then(Value::as_str) {
         users::get_by_name(state.pool(), DEFAULT_DOMAIN_ID, name).await?
     } else if let Some(id) = credentials.get("userId").and_then(Value::as_str) {
@@ -151,10 +164,19 @@ async fn authenticate_password(state: &Identity, credentials: &Value) -> Result<
     let user = user.filter(|u| u.domain_id == DEFAULT_DOMAIN_ID);
     let password = credentials["password"].as_str().unwrap_or_default();
     let user_id = verify_password(state, user, password).await?;
-    Ok(Authenticated { user_id, methods: vec!["password".into()], parent_audit_id: None, expires_at: None, application_credential: None })
+    Ok(Authenticated {
+        user_id,
+        methods: vec!["password".into()],
+        parent_audit_id: None,
+        expires_at: None,
+        application_credential: None,
+    })
 }
 
-async fn authenticate_v2_token(state: &Identity, token_id: &str) -> Result<Authenticated, ApiError> {
+async fn authenticate_v2_token(
+    state: &Identity,
+    token_id: &str,
+) -> Result<Authenticated, ApiError> {
     let authenticated = authenticate_token(state, token_id).await?;
     let in_default_domain = users::get(state.pool(), &authenticated.user_id)
         .await?
@@ -168,7 +190,11 @@ async fn authenticate_v2_token(state: &Identity, token_id: &str) -> Result<Authe
 /// Resolves `tenantId` or `tenantName` (in the Default domain). Without
 /// either, the token is scoped to the user's default project when the user
 /// has a role there, and unscoped otherwise, as v3 does.
-async fn resolve_tenant(state: &Identity, auth: &Value, user_id: &str) -> Result<TokenScope, ApiError> {
+async fn resolve_tenant(
+    state: &Identity,
+    auth: &Value,
+    user_id: &str,
+) -> Result<TokenScope, ApiError> {
     let project = if let Some(id) = auth.get("tenantId").and_then(Value::as_str) {
         projects::get(state.pool(), id).await?
     } else if let Some(name) = auth.get("tenantName").and_then(Value::as_str) {
@@ -194,7 +220,10 @@ async fn render_access(state: &Identity, ctx: &AuthContext) -> Result<Value, Api
     let mut service_catalog = json!([]);
     if let Some(project_id) = &ctx.project_id {
         let project = projects::get(state.pool(), project_id).await?;
-        let description = project.as_ref().map(|p| p.description.clone()).unwrap_or_default();
+        let description = project
+            .as_ref()
+            .map(|p| p.description.clone())
+            .unwrap_or_default();
         token["tenant"] = json!({
             "id": project_id,
             "name": ctx.project_name,
@@ -230,16 +259,23 @@ async fn render_access(state: &Identity, ctx: &AuthContext) -> Result<Value, Api
 async fn render_catalog(state: &Identity) -> Result<Value, ApiError> {
     let endpoints = catalog::list_endpoints(state.pool()).await?;
     let mut entries = Vec::new();
-    for service in catalog::list_services(state.pool()).await?.into_iter().filter(|s| s.enabled) {
+    for service in catalog::list_services(state.pool())
+        .await?
+        .into_iter()
+        .filter(|s| s.enabled)
+    {
         // Region → entry; BTreeMap keeps the output order stable.
         let mut by_region: BTreeMap<String, Value> = BTreeMap::new();
-        for endpoint in endpoints.iter().filter(|e| e.enabled && e.service_id == service.id) {
+        for endpoint in endpoints
+            .iter()
+            .filter(|e| e.enabled && e.service_id == service.id)
+        {
             let region = endpoint.region_id.clone().unwrap_or_default();
             // Keystone's v2.0 gave each entry the id of the first endpoint
             // it met in that region, and publicURL even when empty.
-            let entry = by_region.entry(region.clone()).or_insert_with(|| {
-                json!({"id": endpoint.id, "region": region, "publicURL": ""})
-            });
+            let entry = by_region
+                .entry(region.clone())
+                .or_insert_with(|| json!({"id": endpoint.id, "region": region, "publicURL": ""}));
             entry[format!("{}URL", endpoint.interface)] = json!(endpoint.url);
         }
         entries.push(json!({

@@ -23,7 +23,8 @@ pub struct ApplicationCredential {
     pub role_ids: Vec<String>,
 }
 
-const COLUMNS: &str = "id, name, user_id, project_id, secret_hash, description, expires_at, unrestricted, roles";
+const COLUMNS: &str =
+    "id, name, user_id, project_id, secret_hash, description, expires_at, unrestricted, roles";
 
 fn from_row(row: &AnyRow) -> Result<ApplicationCredential, sqlx::Error> {
     let roles: String = row.try_get("roles")?;
@@ -42,20 +43,45 @@ fn from_row(row: &AnyRow) -> Result<ApplicationCredential, sqlx::Error> {
 
 pub async fn get(pool: &Pool, id: &str) -> Result<Option<ApplicationCredential>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM application_credentials WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await.map_err(db_error)?;
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_error)?;
     row.as_ref().map(from_row).transpose().map_err(db_error)
 }
 
-pub async fn get_by_name(pool: &Pool, user_id: &str, name: &str) -> Result<Option<ApplicationCredential>, ApiError> {
-    let sql = format!("SELECT {COLUMNS} FROM application_credentials WHERE user_id = $1 AND name = $2");
-    let row = sqlx::query(&sql).bind(user_id).bind(name).fetch_optional(pool).await.map_err(db_error)?;
+pub async fn get_by_name(
+    pool: &Pool,
+    user_id: &str,
+    name: &str,
+) -> Result<Option<ApplicationCredential>, ApiError> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM application_credentials WHERE user_id = $1 AND name = $2");
+    let row = sqlx::query(&sql)
+        .bind(user_id)
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_error)?;
     row.as_ref().map(from_row).transpose().map_err(db_error)
 }
 
-pub async fn list_for_user(pool: &Pool, user_id: &str) -> Result<Vec<ApplicationCredential>, ApiError> {
-    let sql = format!("SELECT {COLUMNS} FROM application_credentials WHERE user_id = $1 ORDER BY name");
-    let rows = sqlx::query(&sql).bind(user_id).fetch_all(pool).await.map_err(db_error)?;
-    rows.iter().map(from_row).collect::<Result<_, _>>().map_err(db_error)
+pub async fn list_for_user(
+    pool: &Pool,
+    user_id: &str,
+) -> Result<Vec<ApplicationCredential>, ApiError> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM application_credentials WHERE user_id = $1 ORDER BY name");
+    let rows = sqlx::query(&sql)
+        .bind(user_id)
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
+    rows.iter()
+        .map(from_row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
 }
 
 pub async fn insert(pool: &Pool, credential: &ApplicationCredential) -> Result<(), ApiError> {

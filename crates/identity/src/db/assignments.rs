@@ -49,7 +49,12 @@ impl AssignmentType {
     }
 
     pub fn is_group(self) -> bool {
-        matches!(self, AssignmentType::GroupProject | AssignmentType::GroupDomain | AssignmentType::GroupSystem)
+        matches!(
+            self,
+            AssignmentType::GroupProject
+                | AssignmentType::GroupDomain
+                | AssignmentType::GroupSystem
+        )
     }
 }
 
@@ -144,7 +149,10 @@ pub async fn granted_role_ids(
     .fetch_all(pool)
     .await
     .map_err(db_error)?;
-    rows.iter().map(|r| r.try_get("role_id")).collect::<Result<_, _>>().map_err(db_error)
+    rows.iter()
+        .map(|r| r.try_get("role_id"))
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
 }
 
 /// Lists every assignment, for the `role_assignments` API to filter.
@@ -153,7 +161,10 @@ pub async fn list_all(pool: &Pool) -> Result<Vec<Assignment>, ApiError> {
         .fetch_all(pool)
         .await
         .map_err(db_error)?;
-    rows.iter().map(from_row).collect::<Result<_, _>>().map_err(db_error)
+    rows.iter()
+        .map(from_row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
 }
 
 /// Lists the assignments whose actor is one of `actor_ids` and whose target
@@ -177,7 +188,10 @@ pub async fn for_actors_on_targets(
         query = query.bind(id);
     }
     let rows = query.fetch_all(pool).await.map_err(db_error)?;
-    rows.iter().map(from_row).collect::<Result<_, _>>().map_err(db_error)
+    rows.iter()
+        .map(from_row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
 }
 
 /// The scope a token's roles are computed for.
@@ -185,7 +199,11 @@ pub async fn for_actors_on_targets(
 pub enum RoleScope<'a> {
     /// A project, its domain and its ancestors (nearest first), through
     /// which inherited assignments flow down.
-    Project { project_id: &'a str, domain_id: &'a str, ancestors: &'a [String] },
+    Project {
+        project_id: &'a str,
+        domain_id: &'a str,
+        ancestors: &'a [String],
+    },
     Domain(&'a str),
     System,
 }
@@ -198,7 +216,11 @@ pub async fn direct_role_ids(
     scope: &RoleScope<'_>,
 ) -> Result<BTreeSet<String>, ApiError> {
     let targets: Vec<String> = match scope {
-        RoleScope::Project { project_id, domain_id, ancestors } => {
+        RoleScope::Project {
+            project_id,
+            domain_id,
+            ancestors,
+        } => {
             let mut targets = vec![project_id.to_string(), domain_id.to_string()];
             targets.extend(ancestors.iter().cloned());
             targets
@@ -209,17 +231,33 @@ pub async fn direct_role_ids(
     let found = for_actors_on_targets(pool, actor_ids, &targets).await?;
     let applies = |a: &Assignment| match scope {
         RoleScope::Project { project_id, .. } => {
-            let on_project = matches!(a.kind, AssignmentType::UserProject | AssignmentType::GroupProject);
-            let on_domain = matches!(a.kind, AssignmentType::UserDomain | AssignmentType::GroupDomain);
+            let on_project = matches!(
+                a.kind,
+                AssignmentType::UserProject | AssignmentType::GroupProject
+            );
+            let on_domain = matches!(
+                a.kind,
+                AssignmentType::UserDomain | AssignmentType::GroupDomain
+            );
             // Direct grants count only on the project itself; grants on the
             // domain or an ancestor count when marked inherited.
             (on_project && a.target_id == *project_id && !a.inherited)
                 || (a.inherited && (on_domain || (on_project && a.target_id != *project_id)))
         }
         RoleScope::Domain(_) => {
-            matches!(a.kind, AssignmentType::UserDomain | AssignmentType::GroupDomain) && !a.inherited
+            matches!(
+                a.kind,
+                AssignmentType::UserDomain | AssignmentType::GroupDomain
+            ) && !a.inherited
         }
-        RoleScope::System => matches!(a.kind, AssignmentType::UserSystem | AssignmentType::GroupSystem),
+        RoleScope::System => matches!(
+            a.kind,
+            AssignmentType::UserSystem | AssignmentType::GroupSystem
+        ),
     };
-    Ok(found.into_iter().filter(applies).map(|a| a.role_id).collect())
+    Ok(found
+        .into_iter()
+        .filter(applies)
+        .map(|a| a.role_id)
+        .collect())
 }

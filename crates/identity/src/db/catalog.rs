@@ -62,20 +62,28 @@ fn region_from_row(row: &AnyRow) -> Result<Region, sqlx::Error> {
 }
 
 pub async fn list_services(pool: &Pool) -> Result<Vec<Service>, ApiError> {
-    let rows = sqlx::query("SELECT id, type, name, description, enabled FROM services ORDER BY type, id")
-        .fetch_all(pool)
-        .await
-        .map_err(db_error)?;
-    rows.iter().map(service_from_row).collect::<Result<_, _>>().map_err(db_error)
+    let rows =
+        sqlx::query("SELECT id, type, name, description, enabled FROM services ORDER BY type, id")
+            .fetch_all(pool)
+            .await
+            .map_err(db_error)?;
+    rows.iter()
+        .map(service_from_row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
 }
 
 pub async fn get_service(pool: &Pool, id: &str) -> Result<Option<Service>, ApiError> {
-    let row = sqlx::query("SELECT id, type, name, description, enabled FROM services WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_error)?;
-    row.as_ref().map(service_from_row).transpose().map_err(db_error)
+    let row =
+        sqlx::query("SELECT id, type, name, description, enabled FROM services WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(db_error)?;
+    row.as_ref()
+        .map(service_from_row)
+        .transpose()
+        .map_err(db_error)
 }
 
 pub async fn insert_service(pool: &Pool, service: &Service) -> Result<(), ApiError> {
@@ -93,22 +101,31 @@ pub async fn insert_service(pool: &Pool, service: &Service) -> Result<(), ApiErr
 }
 
 pub async fn update_service(pool: &Pool, service: &Service) -> Result<(), ApiError> {
-    sqlx::query("UPDATE services SET type = $2, name = $3, description = $4, enabled = $5 WHERE id = $1")
-        .bind(&service.id)
-        .bind(&service.service_type)
-        .bind(&service.name)
-        .bind(&service.description)
-        .bind(i64::from(service.enabled))
-        .execute(pool)
-        .await
-        .map_err(db_error)?;
+    sqlx::query(
+        "UPDATE services SET type = $2, name = $3, description = $4, enabled = $5 WHERE id = $1",
+    )
+    .bind(&service.id)
+    .bind(&service.service_type)
+    .bind(&service.name)
+    .bind(&service.description)
+    .bind(i64::from(service.enabled))
+    .execute(pool)
+    .await
+    .map_err(db_error)?;
     Ok(())
 }
 
 pub async fn delete_service(pool: &Pool, id: &str) -> Result<(), ApiError> {
     let mut tx = pool.begin().await.map_err(db_error)?;
-    for sql in ["DELETE FROM endpoints WHERE service_id = $1", "DELETE FROM services WHERE id = $1"] {
-        sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_error)?;
+    for sql in [
+        "DELETE FROM endpoints WHERE service_id = $1",
+        "DELETE FROM services WHERE id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
     }
     tx.commit().await.map_err(db_error)
 }
@@ -118,16 +135,24 @@ pub async fn list_endpoints(pool: &Pool) -> Result<Vec<Endpoint>, ApiError> {
         .fetch_all(pool)
         .await
         .map_err(db_error)?;
-    rows.iter().map(endpoint_from_row).collect::<Result<_, _>>().map_err(db_error)
+    rows.iter()
+        .map(endpoint_from_row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
 }
 
 pub async fn get_endpoint(pool: &Pool, id: &str) -> Result<Option<Endpoint>, ApiError> {
-    let row = sqlx::query("SELECT id, service_id, interface, region_id, url, enabled FROM endpoints WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_error)?;
-    row.as_ref().map(endpoint_from_row).transpose().map_err(db_error)
+    let row = sqlx::query(
+        "SELECT id, service_id, interface, region_id, url, enabled FROM endpoints WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?;
+    row.as_ref()
+        .map(endpoint_from_row)
+        .transpose()
+        .map_err(db_error)
 }
 
 pub async fn insert_endpoint(pool: &Pool, endpoint: &Endpoint) -> Result<(), ApiError> {
@@ -160,7 +185,11 @@ pub async fn update_endpoint(pool: &Pool, endpoint: &Endpoint) -> Result<(), Api
 }
 
 pub async fn delete_endpoint(pool: &Pool, id: &str) -> Result<(), ApiError> {
-    sqlx::query("DELETE FROM endpoints WHERE id = $1").bind(id).execute(pool).await.map_err(db_error)?;
+    sqlx::query("DELETE FROM endpoints WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map_err(db_error)?;
     Ok(())
 }
 
@@ -169,7 +198,10 @@ pub async fn list_regions(pool: &Pool) -> Result<Vec<Region>, ApiError> {
         .fetch_all(pool)
         .await
         .map_err(db_error)?;
-    rows.iter().map(region_from_row).collect::<Result<_, _>>().map_err(db_error)
+    rows.iter()
+        .map(region_from_row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
 }
 
 pub async fn get_region(pool: &Pool, id: &str) -> Result<Option<Region>, ApiError> {
@@ -178,7 +210,10 @@ pub async fn get_region(pool: &Pool, id: &str) -> Result<Option<Region>, ApiErro
         .fetch_optional(pool)
         .await
         .map_err(db_error)?;
-    row.as_ref().map(region_from_row).transpose().map_err(db_error)
+    row.as_ref()
+        .map(region_from_row)
+        .transpose()
+        .map_err(db_error)
 }
 
 pub async fn insert_region(pool: &Pool, region: &Region) -> Result<(), ApiError> {
@@ -211,7 +246,11 @@ pub async fn update_region(pool: &Pool, region: &Region) -> Result<(), ApiError>
 }
 
 pub async fn delete_region(pool: &Pool, id: &str) -> Result<(), ApiError> {
-    sqlx::query("DELETE FROM regions WHERE id = $1").bind(id).execute(pool).await.map_err(db_error)?;
+    sqlx::query("DELETE FROM regions WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map_err(db_error)?;
     Ok(())
 }
 
@@ -220,7 +259,11 @@ pub async fn delete_region(pool: &Pool, id: &str) -> Result<(), ApiError> {
 pub async fn delete_regions(pool: &Pool, ids: &[String]) -> Result<(), ApiError> {
     let mut tx = pool.begin().await.map_err(db_error)?;
     for id in ids {
-        sqlx::query("DELETE FROM regions WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db_error)?;
+        sqlx::query("DELETE FROM regions WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
     }
     tx.commit().await.map_err(db_error)
 }
@@ -237,10 +280,21 @@ pub async fn ensure_service(
     endpoints: &[(&str, String)],
 ) -> Result<(), ApiError> {
     if get_region(pool, region).await?.is_none() {
-        insert_region(pool, &Region { id: region.to_owned(), description: String::new(), parent_region_id: None }).await?;
+        insert_region(
+            pool,
+            &Region {
+                id: region.to_owned(),
+                description: String::new(),
+                parent_region_id: None,
+            },
+        )
+        .await?;
     }
     let services = list_services(pool).await?;
-    let service = match services.into_iter().find(|s| s.service_type == service_type) {
+    let service = match services
+        .into_iter()
+        .find(|s| s.service_type == service_type)
+    {
         Some(service) => service,
         None => {
             let service = Service {
@@ -257,7 +311,9 @@ pub async fn ensure_service(
     let existing = list_endpoints(pool).await?;
     for (interface, url) in endpoints {
         let found = existing.iter().find(|e| {
-            e.service_id == service.id && e.interface == *interface && e.region_id.as_deref() == Some(region)
+            e.service_id == service.id
+                && e.interface == *interface
+                && e.region_id.as_deref() == Some(region)
         });
         match found {
             Some(endpoint) if endpoint.url == *url => {}

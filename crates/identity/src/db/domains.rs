@@ -26,26 +26,40 @@ fn from_row(row: &AnyRow) -> Result<Domain, sqlx::Error> {
         description: row.try_get("description")?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         tags: json_column(&row.try_get::<String, _>("tags")?, Value::Array(vec![])),
-        options: json_column(&row.try_get::<String, _>("options")?, Value::Object(Default::default())),
+        options: json_column(
+            &row.try_get::<String, _>("options")?,
+            Value::Object(Default::default()),
+        ),
     })
 }
 
 pub async fn get(pool: &Pool, id: &str) -> Result<Option<Domain>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM domains WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await.map_err(db_error)?;
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_error)?;
     row.as_ref().map(from_row).transpose().map_err(db_error)
 }
 
 pub async fn get_by_name(pool: &Pool, name: &str) -> Result<Option<Domain>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM domains WHERE name = $1");
-    let row = sqlx::query(&sql).bind(name).fetch_optional(pool).await.map_err(db_error)?;
+    let row = sqlx::query(&sql)
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_error)?;
     row.as_ref().map(from_row).transpose().map_err(db_error)
 }
 
 pub async fn list(pool: &Pool) -> Result<Vec<Domain>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM domains ORDER BY name");
     let rows = sqlx::query(&sql).fetch_all(pool).await.map_err(db_error)?;
-    rows.iter().map(from_row).collect::<Result<_, _>>().map_err(db_error)
+    rows.iter()
+        .map(from_row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
 }
 
 pub async fn insert(pool: &Pool, domain: &Domain) -> Result<(), ApiError> {

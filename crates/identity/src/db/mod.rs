@@ -39,5 +39,8 @@ pub fn json_column(text: &str, default: Value) -> Value {
 /// Builds ` AND col IN ($n, $n+1, …)` placeholders for `count` values,
 /// numbering from `first`.
 pub fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

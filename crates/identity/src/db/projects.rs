@@ -42,17 +42,28 @@ fn from_row(row: &AnyRow) -> Result<Project, sqlx::Error> {
         description: row.try_get("description")?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         tags: json_column(&row.try_get::<String, _>("tags")?, Value::Array(vec![])),
-        options: json_column(&row.try_get::<String, _>("options")?, Value::Object(Default::default())),
+        options: json_column(
+            &row.try_get::<String, _>("options")?,
+            Value::Object(Default::default()),
+        ),
     })
 }
 
 pub async fn get(pool: &Pool, id: &str) -> Result<Option<Project>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await.map_err(db_error)?;
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_error)?;
     row.as_ref().map(from_row).transpose().map_err(db_error)
 }
 
-pub async fn get_by_name(pool: &Pool, domain_id: &str, name: &str) -> Result<Option<Project>, ApiError> {
+pub async fn get_by_name(
+    pool: &Pool,
+    domain_id: &str,
+    name: &str,
+) -> Result<Option<Project>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM projects WHERE domain_id = $1 AND name = $2");
     let row = sqlx::query(&sql)
         .bind(domain_id)
@@ -90,7 +101,10 @@ pub async fn list(pool: &Pool, filter: &ProjectFilter) -> Result<Vec<Project>, A
         }
         let first = binds.len() + 1;
         binds.extend(ids.iter().cloned());
-        sql.push_str(&format!(" AND id IN ({})", super::placeholders(first, ids.len())));
+        sql.push_str(&format!(
+            " AND id IN ({})",
+            super::placeholders(first, ids.len())
+        ));
     }
     sql.push_str(" ORDER BY name, id");
     let mut query = sqlx::query(&sql);
@@ -98,9 +112,16 @@ pub async fn list(pool: &Pool, filter: &ProjectFilter) -> Result<Vec<Project>, A
         query = query.bind(value);
     }
     let rows = query.fetch_all(pool).await.map_err(db_error)?;
-    let projects = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>().map_err(db_error)?;
+    let projects = rows
+        .iter()
+        .map(from_row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_error)?;
     Ok(match filter.enabled {
-        Some(enabled) => projects.into_iter().filter(|p| p.enabled == enabled).collect(),
+        Some(enabled) => projects
+            .into_iter()
+            .filter(|p| p.enabled == enabled)
+            .collect(),
         None => projects,
     })
 }

@@ -37,7 +37,12 @@ pub async fn get_limits(pool: &Pool, project_id: &str) -> Result<HashMap<String,
 
 /// Sets the limit of `resource` for `project_id`, replacing any earlier one.
 /// `limit` is a count of at least 0, or `UNLIMITED`.
-pub async fn set_limit(pool: &Pool, project_id: &str, resource: &str, limit: i64) -> Result<(), ApiError> {
+pub async fn set_limit(
+    pool: &Pool,
+    project_id: &str,
+    resource: &str,
+    limit: i64,
+) -> Result<(), ApiError> {
     if resource.is_empty() || resource.len() > 255 {
         return Err(ApiError::bad_request(format!(
             "Invalid quota resource name '{resource}': it must be 1 to 255 characters."

@@ -50,7 +50,11 @@ pub async fn is_revoked(
     let sql = format!(
         "SELECT id FROM revocation_events
          WHERE (user_id = $1 AND issued_before > $2) OR audit_id IN ({}) LIMIT 1",
-        if audit_ids.is_empty() { "NULL".to_owned() } else { placeholders(3, audit_ids.len()) }
+        if audit_ids.is_empty() {
+            "NULL".to_owned()
+        } else {
+            placeholders(3, audit_ids.len())
+        }
     );
     let mut query = sqlx::query(&sql).bind(user_id).bind(issued_at);
     for id in audit_ids {

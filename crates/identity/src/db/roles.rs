@@ -33,18 +33,29 @@ fn from_row(row: &AnyRow) -> Result<Role, sqlx::Error> {
         name: row.try_get("name")?,
         domain_id: (domain_id != GLOBAL_DOMAIN).then_some(domain_id),
         description: row.try_get("description")?,
-        options: json_column(&row.try_get::<String, _>("options")?, Value::Object(Default::default())),
+        options: json_column(
+            &row.try_get::<String, _>("options")?,
+            Value::Object(Default::default()),
+        ),
     })
 }
 
 pub async fn get(pool: &Pool, id: &str) -> Result<Option<Role>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM roles WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await.map_err(db_error)?;
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_error)?;
     row.as_ref().map(from_row).transpose().map_err(db_error)
 }
 
 /// Lists roles, optionally by name and by domain (`None` lists global roles).
-pub async fn list(pool: &Pool, name: Option<&str>, domain_id: Option<&str>) -> Result<Vec<Role>, ApiError> {
+pub async fn list(
+    pool: &Pool,
+    name: Option<&str>,
+    domain_id: Option<&str>,
+) -> Result<Vec<Role>, ApiError> {
     let mut sql = format!("SELECT {COLUMNS} FROM roles WHERE domain_id = $1");
     if name.is_some() {
         sql.push_str(" AND name = $2");
@@ -55,14 +66,21 @@ pub async fn list(pool: &Pool, name: Option<&str>, domain_id: Option<&str>) -> R
         query = query.bind(name);
     }
     let rows = query.fetch_all(pool).await.map_err(db_error)?;
-    rows.iter().map(from_row).collect::<Result<_, _>>().map_err(db_error)
+    rows.iter()
+        .map(from_row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
 }
 
 /// Returns every role by id, for rendering names.
 pub async fn all_by_id(pool: &Pool) -> Result<HashMap<String, Role>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM roles");
     let rows = sqlx::query(&sql).fetch_all(pool).await.map_err(db_error)?;
-    let roles = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>().map_err(db_error)?;
+    let roles = rows
+        .iter()
+        .map(from_row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_error)?;
     Ok(roles.into_iter().map(|r| (r.id.clone(), r)).collect())
 }
 
@@ -102,7 +120,11 @@ pub async fn delete(pool: &Pool, id: &str) -> Result<(), ApiError> {
         "DELETE FROM implied_roles WHERE prior_role_id = $1 OR implied_role_id = $1",
         "DELETE FROM roles WHERE id = $1",
     ] {
-        sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_error)?;
+        sqlx::query(sql)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
     }
     tx.commit().await.map_err(db_error)
 }
@@ -120,11 +142,12 @@ pub async fn implications(pool: &Pool) -> Result<Vec<(String, String)>, ApiError
 }
 
 pub async fn add_implication(pool: &Pool, prior: &str, implied: &str) -> Result<(), ApiError> {
-    let result = sqlx::query("INSERT INTO implied_roles (prior_role_id, implied_role_id) VALUES ($1, $2)")
-        .bind(prior)
-        .bind(implied)
-        .execute(pool)
-        .await;
+    let result =
+        sqlx::query("INSERT INTO implied_roles (prior_role_id, implied_role_id) VALUES ($1, $2)")
+            .bind(prior)
+            .bind(implied)
+            .execute(pool)
+            .await;
     match result {
         Ok(_) => Ok(()),
         Err(e) if oxstack_store::is_unique_violation(&e) => Ok(()),
@@ -133,12 +156,13 @@ pub async fn add_implication(pool: &Pool, prior: &str, implied: &str) -> Result<
 }
 
 pub async fn remove_implication(pool: &Pool, prior: &str, implied: &str) -> Result<bool, ApiError> {
-    let result = sqlx::query("DELETE FROM implied_roles WHERE prior_role_id = $1 AND implied_role_id = $2")
-        .bind(prior)
-        .bind(implied)
-        .execute(pool)
-        .await
-        .map_err(db_error)?;
+    let result =
+        sqlx::query("DELETE FROM implied_roles WHERE prior_role_id = $1 AND implied_role_id = $2")
+            .bind(prior)
+            .bind(implied)
+            .execute(pool)
+            .await
+            .map_err(db_error)?;
     Ok(result.rows_affected() > 0)
 }
 

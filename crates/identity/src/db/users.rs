@@ -44,19 +44,33 @@ fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
         password_hash: row.try_get("password_hash")?,
         description: row.try_get("description")?,
         email: row.try_get("email")?,
-        options: json_column(&row.try_get::<String, _>("options")?, Value::Object(Default::default())),
-        extra: json_column(&row.try_get::<String, _>("extra")?, Value::Object(Default::default())),
+        options: json_column(
+            &row.try_get::<String, _>("options")?,
+            Value::Object(Default::default()),
+        ),
+        extra: json_column(
+            &row.try_get::<String, _>("extra")?,
+            Value::Object(Default::default()),
+        ),
         password_changed_at: row.try_get("password_changed_at")?,
     })
 }
 
 pub async fn get(pool: &Pool, id: &str) -> Result<Option<User>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await.map_err(db_error)?;
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_error)?;
     row.as_ref().map(from_row).transpose().map_err(db_error)
 }
 
-pub async fn get_by_name(pool: &Pool, domain_id: &str, name: &str) -> Result<Option<User>, ApiError> {
+pub async fn get_by_name(
+    pool: &Pool,
+    domain_id: &str,
+    name: &str,
+) -> Result<Option<User>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE domain_id = $1 AND name = $2");
     let row = sqlx::query(&sql)
         .bind(domain_id)
@@ -84,7 +98,11 @@ pub async fn list(pool: &Pool, filter: &UserFilter) -> Result<Vec<User>, ApiErro
         query = query.bind(value);
     }
     let rows = query.fetch_all(pool).await.map_err(db_error)?;
-    let users = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>().map_err(db_error)?;
+    let users = rows
+        .iter()
+        .map(from_row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_error)?;
     Ok(match filter.enabled {
         Some(enabled) => users.into_iter().filter(|u| u.enabled == enabled).collect(),
         None => users,
@@ -146,7 +164,11 @@ pub async fn delete(pool: &Pool, id: &str) -> Result<(), ApiError> {
         "DELETE FROM application_credentials WHERE user_id = $1",
         "DELETE FROM users WHERE id = $1",
     ] {
-        sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_error)?;
+        sqlx::query(sql)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
     }
     tx.commit().await.map_err(db_error)
 }

@@ -20,8 +20,14 @@ use crate::policy::Caller;
 
 pub fn routes() -> Router<ImageState> {
     Router::new()
-        .route("/v2/images/{image_id}/file", put(upload).get(download).layer(DefaultBodyLimit::disable()))
-        .route("/v2/images/{image_id}/stage", put(stage).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/v2/images/{image_id}/file",
+            put(upload).get(download).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v2/images/{image_id}/stage",
+            put(stage).layer(DefaultBodyLimit::disable()),
+        )
         .route("/v2/images/{image_id}/import", post(import))
 }
 
@@ -31,7 +37,13 @@ fn check_octet_stream(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
-    let media_type = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim();
+    let media_type = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim();
     if media_type.is_empty() || media_type.eq_ignore_ascii_case("application/octet-stream") {
         return Ok(());
     }
@@ -44,7 +56,9 @@ fn check_octet_stream(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Reads the size a client announces: `X-OpenStack-Image-Size` (what
 /// openstacksdk sends for chunked uploads), else `Content-Length`.
 fn declared_size(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let header_value = headers.get("x-openstack-image-size").or_else(|| headers.get(header::CONTENT_LENGTH));
+    let header_value = headers
+        .get("x-openstack-image-size")
+        .or_else(|| headers.get(header::CONTENT_LENGTH));
     let Some(value) = header_value else {
         return Ok(None);
     };
@@ -66,7 +80,14 @@ async fn upload(
     check_octet_stream(&headers)?;
     let size = declared_size(&headers)?;
     let task = tokio::spawn(async move {
-        ops::data::upload(&state, &caller, &image_id(id), body.into_data_stream(), size).await
+        ops::data::upload(
+            &state,
+            &caller,
+            &image_id(id),
+            body.into_data_stream(),
+            size,
+        )
+        .await
     });
     task.await.map_err(ApiError::internal)??;
     Ok(StatusCode::NO_CONTENT)
@@ -82,7 +103,14 @@ async fn stage(
     check_octet_stream(&headers)?;
     let size = declared_size(&headers)?;
     let task = tokio::spawn(async move {
-        ops::data::stage(&state, &caller, &image_id(id), body.into_data_stream(), size).await
+        ops::data::stage(
+            &state,
+            &caller,
+            &image_id(id),
+            body.into_data_stream(),
+            size,
+        )
+        .await
     });
     task.await.map_err(ApiError::internal)??;
     Ok(StatusCode::NO_CONTENT)
@@ -111,17 +139,29 @@ async fn download(
     Ok(match download {
         Download::NoData => StatusCode::NO_CONTENT.into_response(),
         Download::Unsatisfiable { total } => {
-            let mut response = (StatusCode::RANGE_NOT_SATISFIABLE, "Requested range not satisfiable\n").into_response();
+            let mut response = (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "Requested range not satisfiable\n",
+            )
+                .into_response();
             if let Ok(value) = HeaderValue::from_str(&format!("bytes */{total}")) {
                 response.headers_mut().insert(header::CONTENT_RANGE, value);
             }
             response
         }
-        Download::Data { stream, range, total, checksum } => {
+        Download::Data {
+            stream,
+            range,
+            total,
+            checksum,
+        } => {
             let mut response = Response::new(Body::from_stream(stream));
             let length = range.map(|r| r.len()).unwrap_or(total);
             let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
             // Glance sends the hex MD5 here, not RFC 1864's base64, and
             // openstacksdk compares it with a hex digest.

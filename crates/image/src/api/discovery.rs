@@ -55,7 +55,11 @@ async fn root(State(state): State<ImageState>) -> Response {
 /// Returns the endpoint root document: 300 Multiple Choices with the version list,
 /// as Glance does.
 pub async fn root_document(public_url: String) -> Response {
-    (StatusCode::MULTIPLE_CHOICES, Json(version_document(&public_url))).into_response()
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(version_document(&public_url)),
+    )
+        .into_response()
 }
 
 async fn versions(State(state): State<ImageState>) -> Json<Value> {

@@ -19,16 +19,28 @@ use crate::policy::Caller;
 pub fn routes() -> Router<ImageState> {
     Router::new()
         .route("/v2/images", get(list).post(create))
-        .route("/v2/images/{image_id}", get(show).patch(update).delete(remove))
-        .route("/v2/images/{image_id}/tags/{tag}", put(add_tag).delete(remove_tag))
+        .route(
+            "/v2/images/{image_id}",
+            get(show).patch(update).delete(remove),
+        )
+        .route(
+            "/v2/images/{image_id}/tags/{tag}",
+            put(add_tag).delete(remove_tag),
+        )
         .route("/v2/images/{image_id}/actions/deactivate", post(deactivate))
         .route("/v2/images/{image_id}/actions/reactivate", post(reactivate))
 }
 
-async fn create(State(state): State<ImageState>, caller: Caller, request: axum::extract::Request) -> Result<Response, ApiError> {
+async fn create(
+    State(state): State<ImageState>,
+    caller: Caller,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
     let body = oxstack_core::validate::read_json(request, &state).await?;
     let Value::Object(body) = body else {
-        return Err(ApiError::bad_request("The request body must be a JSON object of image attributes."));
+        return Err(ApiError::bad_request(
+            "The request body must be a JSON object of image attributes.",
+        ));
     };
     let image = ops::images::create(&state, &caller, body).await?;
 
@@ -38,7 +50,10 @@ async fn create(State(state): State<ImageState>, caller: Caller, request: axum::
     if let Ok(value) = HeaderValue::from_str(&location) {
         headers.insert(header::LOCATION, value);
     }
-    headers.insert("openstack-image-import-methods", HeaderValue::from_static(IMPORT_METHODS[0]));
+    headers.insert(
+        "openstack-image-import-methods",
+        HeaderValue::from_static(IMPORT_METHODS[0]),
+    );
     Ok(response)
 }
 
@@ -47,10 +62,18 @@ async fn list(
     caller: Caller,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = ListQuery::parse(&pairs, state.config.limit_param_default, state.config.api_limit_max)?;
+    let query = ListQuery::parse(
+        &pairs,
+        state.config.limit_param_default,
+        state.config.api_limit_max,
+    )?;
     let page = ops::list::list(&state, &caller, &query).await?;
 
-    let without_marker: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k != "marker").cloned().collect();
+    let without_marker: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k != "marker")
+        .cloned()
+        .collect();
     let first = if without_marker.is_empty() {
         "/v2/images".to_owned()
     } else {
@@ -69,7 +92,11 @@ async fn list(
     Ok(Json(body))
 }
 
-async fn show(State(state): State<ImageState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(state): State<ImageState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let visible = ops::find_visible(&state, &caller, &image_id(id)).await?;
     Ok(Json(render::image(&visible.image)))
 }
@@ -81,25 +108,45 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, Response> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let Some(dialect) = Dialect::from_content_type(content_type) else {
         let error = ApiError::new(
             ErrorKind::UnsupportedMediaType,
-            format!("Image PATCH expects Content-Type one of: {}", patch::ACCEPT_PATCH),
+            format!(
+                "Image PATCH expects Content-Type one of: {}",
+                patch::ACCEPT_PATCH
+            ),
         );
-        return Err(([(header::HeaderName::from_static("accept-patch"), patch::ACCEPT_PATCH)], error).into_response());
+        return Err((
+            [(
+                header::HeaderName::from_static("accept-patch"),
+                patch::ACCEPT_PATCH,
+            )],
+            error,
+        )
+            .into_response());
     };
     let result = async {
-        let body: Value = serde_json::from_slice(&body)
-            .map_err(|error| ApiError::bad_request(format!("Malformed JSON in request body: {error}")))?;
+        let body: Value = serde_json::from_slice(&body).map_err(|error| {
+            ApiError::bad_request(format!("Malformed JSON in request body: {error}"))
+        })?;
         let changes = patch::parse(&body, dialect)?;
         ops::images::update(&state, &caller, &image_id(id), &changes).await
     }
     .await;
-    result.map(|image| Json(render::image(&image))).map_err(IntoResponse::into_response)
+    result
+        .map(|image| Json(render::image(&image)))
+        .map_err(IntoResponse::into_response)
 }
 
-async fn remove(State(state): State<ImageState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(state): State<ImageState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     ops::images::delete(&state, &caller, &image_id(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -122,12 +169,20 @@ async fn remove_tag(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn deactivate(State(state): State<ImageState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn deactivate(
+    State(state): State<ImageState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     ops::images::set_active(&state, &caller, &image_id(id), false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn reactivate(State(state): State<ImageState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn reactivate(
+    State(state): State<ImageState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     ops::images::set_active(&state, &caller, &image_id(id), true).await?;
     Ok(StatusCode::NO_CONTENT)
 }

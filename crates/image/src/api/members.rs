@@ -15,7 +15,10 @@ use crate::policy::Caller;
 pub fn routes() -> Router<ImageState> {
     Router::new()
         .route("/v2/images/{image_id}/members", get(list).post(create))
-        .route("/v2/images/{image_id}/members/{member_id}", get(show).put(update).delete(remove))
+        .route(
+            "/v2/images/{image_id}/members/{member_id}",
+            get(show).put(update).delete(remove),
+        )
 }
 
 async fn create(
@@ -29,16 +32,26 @@ async fn create(
         None => return Err(ApiError::bad_request("Member to be added not specified")),
         Some(Value::String(member)) if !member.is_empty() => member.clone(),
         Some(Value::String(_)) => return Err(ApiError::bad_request("Member can't be empty")),
-        Some(_) => return Err(ApiError::bad_request("Expected a member in the form: {\"member\": \"project_id\"}")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Expected a member in the form: {\"member\": \"project_id\"}",
+            ))
+        }
     };
     let member = ops::members::add(&state, &caller, &image_id(id), &member_id).await?;
     Ok(Json(render::member(&member)))
 }
 
-async fn list(State(state): State<ImageState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<ImageState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let members = ops::members::list(&state, &caller, &image_id(id)).await?;
     let members: Vec<Value> = members.iter().map(render::member).collect();
-    Ok(Json(json!({"members": members, "schema": "/v2/schemas/members"})))
+    Ok(Json(
+        json!({"members": members, "schema": "/v2/schemas/members"}),
+    ))
 }
 
 async fn show(
@@ -62,9 +75,14 @@ async fn update(
         Some(Value::String(status)) => status
             .parse::<MemberStatus>()
             .map_err(|error| ApiError::bad_request(format!("Incorrect request: {error}")))?,
-        Some(_) => return Err(ApiError::bad_request("Expected a status in the form: {\"status\": \"status\"}")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Expected a status in the form: {\"status\": \"status\"}",
+            ))
+        }
     };
-    let member = ops::members::set_status(&state, &caller, &image_id(id), &member_id, status).await?;
+    let member =
+        ops::members::set_status(&state, &caller, &image_id(id), &member_id, status).await?;
     Ok(Json(render::member(&member)))
 }
 

@@ -49,7 +49,10 @@ pub fn router(state: ImageState, validator: Arc<dyn TokenValidator>) -> Router {
 pub fn mount(state: ImageState, validator: Arc<dyn TokenValidator>) -> Router {
     let public_url = state.public_url.clone();
     Router::new()
-        .route("/image/", axum::routing::get(move || discovery::root_document(public_url.clone())))
+        .route(
+            "/image/",
+            axum::routing::get(move || discovery::root_document(public_url.clone())),
+        )
         .nest("/image", router(state, validator))
 }
 
@@ -81,7 +84,9 @@ fn encode_component(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{byte:02X}")),
         }
@@ -95,7 +100,10 @@ mod tests {
 
     #[test]
     fn query_encoding_matches_urlencode() {
-        let pairs = vec![("name".to_owned(), "a b".to_owned()), ("id".to_owned(), "in:x,y".to_owned())];
+        let pairs = vec![
+            ("name".to_owned(), "a b".to_owned()),
+            ("id".to_owned(), "in:x,y".to_owned()),
+        ];
         assert_eq!(encode_query(&pairs), "name=a+b&id=in%3Ax%2Cy");
     }
 }

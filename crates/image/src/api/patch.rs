@@ -39,9 +39,9 @@ impl Dialect {
 
 /// Parses a PATCH body into changes.
 pub fn parse(body: &Value, dialect: Dialect) -> Result<Vec<Change>, ApiError> {
-    let operations = body
-        .as_array()
-        .ok_or_else(|| ApiError::bad_request("Request body must be a JSON array of operation objects."))?;
+    let operations = body.as_array().ok_or_else(|| {
+        ApiError::bad_request("Request body must be a JSON array of operation objects.")
+    })?;
     operations
         .iter()
         .map(|operation| {
@@ -55,10 +55,18 @@ pub fn parse(body: &Value, dialect: Dialect) -> Result<Vec<Change>, ApiError> {
             let value = match op {
                 PatchOp::Remove => None,
                 _ => Some(object.get("value").cloned().ok_or_else(|| {
-                    ApiError::bad_request(format!("Operation \"{}\" requires a member named \"value\".", name_of(op)))
+                    ApiError::bad_request(format!(
+                        "Operation \"{}\" requires a member named \"value\".",
+                        name_of(op)
+                    ))
                 })?),
             };
-            Ok(Change { op, path: decode_pointer(pointer)?, value, strict_add: dialect == Dialect::V2_0 })
+            Ok(Change {
+                op,
+                path: decode_pointer(pointer)?,
+                value,
+                strict_add: dialect == Dialect::V2_0,
+            })
         })
         .collect()
 }
@@ -106,7 +114,9 @@ fn operation_v2_0(object: &serde_json::Map<String, Value>) -> Result<(PatchOp, &
                 ));
             }
             let op = parse_op(name).unwrap_or(PatchOp::Add);
-            let path = path.as_str().ok_or_else(|| ApiError::bad_request("Pointer must be a string."))?;
+            let path = path
+                .as_str()
+                .ok_or_else(|| ApiError::bad_request("Pointer must be a string."))?;
             found = Some((op, path));
         }
     }
@@ -121,7 +131,9 @@ fn operation_v2_0(object: &serde_json::Map<String, Value>) -> Result<(PatchOp, &
 /// no empty segments, and `~` only in `~0` and `~1`.
 fn decode_pointer(pointer: &str) -> Result<Vec<String>, ApiError> {
     let invalid = |why: &str| ApiError::bad_request(format!("Pointer `{pointer}` {why}"));
-    let rest = pointer.strip_prefix('/').ok_or_else(|| invalid("does not start with \"/\"."))?;
+    let rest = pointer
+        .strip_prefix('/')
+        .ok_or_else(|| invalid("does not start with \"/\"."))?;
     if rest.is_empty() {
         return Err(invalid("does not contains valid token."));
     }
@@ -136,7 +148,9 @@ fn decode_pointer(pointer: &str) -> Result<Vec<String>, ApiError> {
         .match_indices('~')
         .any(|(i, _)| !matches!(pointer.as_bytes().get(i + 1), Some(b'0' | b'1')));
     if bad_tilde {
-        return Err(invalid("contains \"~\" not part of a recognized escape sequence."));
+        return Err(invalid(
+            "contains \"~\" not part of a recognized escape sequence.",
+        ));
     }
     Ok(segments
         .into_iter()
@@ -172,12 +186,27 @@ mod tests {
     fn malformed_operations_are_rejected() {
         for (body, dialect) in [
             (json!({"op": "add"}), Dialect::V2_1),
-            (json!([{"op": "move", "path": "/a", "value": 1}]), Dialect::V2_1),
+            (
+                json!([{"op": "move", "path": "/a", "value": 1}]),
+                Dialect::V2_1,
+            ),
             (json!([{"op": "add", "path": "/a"}]), Dialect::V2_1),
-            (json!([{"op": "add", "path": "a", "value": 1}]), Dialect::V2_1),
-            (json!([{"op": "add", "path": "/a//b", "value": 1}]), Dialect::V2_1),
-            (json!([{"op": "add", "path": "/a~2", "value": 1}]), Dialect::V2_1),
-            (json!([{"add": "/a", "remove": "/b", "value": 1}]), Dialect::V2_0),
+            (
+                json!([{"op": "add", "path": "a", "value": 1}]),
+                Dialect::V2_1,
+            ),
+            (
+                json!([{"op": "add", "path": "/a//b", "value": 1}]),
+                Dialect::V2_1,
+            ),
+            (
+                json!([{"op": "add", "path": "/a~2", "value": 1}]),
+                Dialect::V2_1,
+            ),
+            (
+                json!([{"add": "/a", "remove": "/b", "value": 1}]),
+                Dialect::V2_0,
+            ),
             (json!([{"value": 1}]), Dialect::V2_0),
         ] {
             assert!(parse(&body, dialect).is_err(), "{body} was accepted");
@@ -186,8 +215,16 @@ mod tests {
 
     #[test]
     fn media_types_select_dialect() {
-        assert_eq!(Dialect::from_content_type(MEDIA_TYPE_V2_1), Some(Dialect::V2_1));
-        assert_eq!(Dialect::from_content_type("application/openstack-images-v2.0-json-patch; charset=utf-8"), Some(Dialect::V2_0));
+        assert_eq!(
+            Dialect::from_content_type(MEDIA_TYPE_V2_1),
+            Some(Dialect::V2_1)
+        );
+        assert_eq!(
+            Dialect::from_content_type(
+                "application/openstack-images-v2.0-json-patch; charset=utf-8"
+            ),
+            Some(Dialect::V2_0)
+        );
         assert_eq!(Dialect::from_content_type("application/json"), None);
     }
 }

@@ -9,8 +9,11 @@ use crate::model::{Image, Member};
 /// attributes. `locations` stays hidden, as with Glance's default
 /// `show_multiple_locations = False`.
 pub fn image(image: &Image) -> Value {
-    let mut body: Map<String, Value> =
-        image.properties.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let mut body: Map<String, Value> = image
+        .properties
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     let id = image.id.as_str();
     let core = json!({
         "id": id,

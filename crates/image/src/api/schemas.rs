@@ -10,8 +10,20 @@ use crate::schema;
 
 pub fn routes() -> Router<ImageState> {
     Router::new()
-        .route("/v2/schemas/image", get(|_: RequestContext| async { Json(schema::image()) }))
-        .route("/v2/schemas/images", get(|_: RequestContext| async { Json(schema::images()) }))
-        .route("/v2/schemas/member", get(|_: RequestContext| async { Json(schema::member()) }))
-        .route("/v2/schemas/members", get(|_: RequestContext| async { Json::<Value>(schema::members()) }))
+        .route(
+            "/v2/schemas/image",
+            get(|_: RequestContext| async { Json(schema::image()) }),
+        )
+        .route(
+            "/v2/schemas/images",
+            get(|_: RequestContext| async { Json(schema::images()) }),
+        )
+        .route(
+            "/v2/schemas/member",
+            get(|_: RequestContext| async { Json(schema::member()) }),
+        )
+        .route(
+            "/v2/schemas/members",
+            get(|_: RequestContext| async { Json::<Value>(schema::members()) }),
+        )
 }

@@ -27,7 +27,10 @@ pub enum ListScope {
     /// The images one project may list: its own images, public and community
     /// images, and shared images it is a member of with `member_status`
     /// (any status when `None`).
-    Project { project_id: Option<String>, member_status: Option<MemberStatus> },
+    Project {
+        project_id: Option<String>,
+        member_status: Option<MemberStatus>,
+    },
 }
 
 fn from_row(row: &AnyRow) -> Result<Image, sqlx::Error> {
@@ -49,7 +52,9 @@ fn from_row(row: &AnyRow) -> Result<Image, sqlx::Error> {
         disk_format: row.try_get("disk_format")?,
         container_format: row.try_get("container_format")?,
         size: row.try_get::<Option<i64>, _>("size")?.map(|v| v as u64),
-        virtual_size: row.try_get::<Option<i64>, _>("virtual_size")?.map(|v| v as u64),
+        virtual_size: row
+            .try_get::<Option<i64>, _>("virtual_size")?
+            .map(|v| v as u64),
         checksum: row.try_get("checksum")?,
         os_hash_algo: row.try_get("os_hash_algo")?,
         os_hash_value: row.try_get("os_hash_value")?,
@@ -66,7 +71,10 @@ fn from_row(row: &AnyRow) -> Result<Image, sqlx::Error> {
 }
 
 fn rows_to_images(rows: &[AnyRow]) -> Result<Vec<Image>, ApiError> {
-    rows.iter().map(from_row).collect::<Result<_, _>>().map_err(db_error)
+    rows.iter()
+        .map(from_row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
 }
 
 fn json_text<T: serde::Serialize>(value: &T) -> String {
@@ -114,7 +122,11 @@ pub async fn insert(pool: &Pool, image: &Image) -> Result<(), ApiError> {
 
 pub async fn get(pool: &Pool, id: &ImageId) -> Result<Option<Image>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM images WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(pool).await.map_err(db_error)?;
+    let row = sqlx::query(&sql)
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(db_error)?;
     row.as_ref().map(from_row).transpose().map_err(db_error)
 }
 
@@ -125,7 +137,10 @@ pub async fn list(pool: &Pool, scope: &ListScope) -> Result<Vec<Image>, ApiError
             let sql = format!("SELECT {COLUMNS} FROM images");
             sqlx::query(&sql).fetch_all(pool).await
         }
-        ListScope::Project { project_id, member_status } => {
+        ListScope::Project {
+            project_id,
+            member_status,
+        } => {
             // An unscoped caller has no project: only public and community
             // images match, because NULL never equals a column.
             let sql = format!(
@@ -147,20 +162,32 @@ pub async fn list(pool: &Pool, scope: &ListScope) -> Result<Vec<Image>, ApiError
 /// Returns the images of `owner` named `name`.
 pub async fn find_by_name(pool: &Pool, owner: &str, name: &str) -> Result<Vec<Image>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM images WHERE owner = $1 AND name = $2");
-    let rows = sqlx::query(&sql).bind(owner).bind(name).fetch_all(pool).await.map_err(db_error)?;
+    let rows = sqlx::query(&sql)
+        .bind(owner)
+        .bind(name)
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
     rows_to_images(&rows)
 }
 
 /// Returns the images in `status`.
 pub async fn list_by_status(pool: &Pool, status: Status) -> Result<Vec<Image>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM images WHERE status = $1");
-    let rows = sqlx::query(&sql).bind(status.as_str()).fetch_all(pool).await.map_err(db_error)?;
+    let rows = sqlx::query(&sql)
+        .bind(status.as_str())
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
     rows_to_images(&rows)
 }
 
 /// Returns the ids of every image.
 pub async fn all_ids(pool: &Pool) -> Result<Vec<ImageId>, ApiError> {
-    let rows = sqlx::query("SELECT id FROM images").fetch_all(pool).await.map_err(db_error)?;
+    let rows = sqlx::query("SELECT id FROM images")
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
     rows.iter()
         .map(|row| row.try_get::<String, _>("id").map(ImageId::new))
         .collect::<Result<_, _>>()
@@ -227,7 +254,12 @@ pub async fn set_status(
 }
 
 /// Records the size of data staged for an `uploading` image.
-pub async fn set_staged_size(pool: &Pool, id: &ImageId, size: u64, now: i64) -> Result<bool, ApiError> {
+pub async fn set_staged_size(
+    pool: &Pool,
+    id: &ImageId,
+    size: u64,
+    now: i64,
+) -> Result<bool, ApiError> {
     let result = sqlx::query(
         "UPDATE images SET size = $1, updated_at = $2, generation = generation + 1 \
          WHERE id = $3 AND status = 'uploading'",

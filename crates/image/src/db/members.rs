@@ -15,10 +15,12 @@ fn from_row(row: &AnyRow) -> Result<Member, sqlx::Error> {
     Ok(Member {
         image_id: ImageId::new(row.try_get::<String, _>("image_id")?),
         member_id: row.try_get("member_id")?,
-        status: status.parse().map_err(|error: String| sqlx::Error::ColumnDecode {
-            index: "status".into(),
-            source: error.into(),
-        })?,
+        status: status
+            .parse()
+            .map_err(|error: String| sqlx::Error::ColumnDecode {
+                index: "status".into(),
+                source: error.into(),
+            })?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -37,15 +39,21 @@ pub async fn insert(pool: &Pool, member: &Member) -> Result<(), ApiError> {
         .await;
     match result {
         Ok(_) => Ok(()),
-        Err(error) if oxstack_store::is_unique_violation(&error) => Err(ApiError::conflict(format!(
-            "Member {} is duplicated for image {}",
-            member.member_id, member.image_id
-        ))),
+        Err(error) if oxstack_store::is_unique_violation(&error) => {
+            Err(ApiError::conflict(format!(
+                "Member {} is duplicated for image {}",
+                member.member_id, member.image_id
+            )))
+        }
         Err(error) => Err(db_error(error)),
     }
 }
 
-pub async fn get(pool: &Pool, image_id: &ImageId, member_id: &str) -> Result<Option<Member>, ApiError> {
+pub async fn get(
+    pool: &Pool,
+    image_id: &ImageId,
+    member_id: &str,
+) -> Result<Option<Member>, ApiError> {
     let sql = format!("SELECT {COLUMNS} FROM image_members WHERE image_id = $1 AND member_id = $2");
     let row = sqlx::query(&sql)
         .bind(image_id.as_str())
@@ -61,8 +69,15 @@ pub async fn list(pool: &Pool, image_id: &ImageId) -> Result<Vec<Member>, ApiErr
     let sql = format!(
         "SELECT {COLUMNS} FROM image_members WHERE image_id = $1 ORDER BY created_at, member_id"
     );
-    let rows = sqlx::query(&sql).bind(image_id.as_str()).fetch_all(pool).await.map_err(db_error)?;
-    rows.iter().map(from_row).collect::<Result<_, _>>().map_err(db_error)
+    let rows = sqlx::query(&sql)
+        .bind(image_id.as_str())
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
+    rows.iter()
+        .map(from_row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
 }
 
 pub async fn count(pool: &Pool, image_id: &ImageId) -> Result<usize, ApiError> {

@@ -10,8 +10,20 @@ use crate::schema;
 
 /// Attributes the service computes; setting one is a 403.
 const READ_ONLY: &[&str] = &[
-    "created_at", "updated_at", "status", "checksum", "size", "virtual_size", "direct_url",
-    "self", "file", "schema", "id", "os_hash_algo", "os_hash_value", "stores",
+    "created_at",
+    "updated_at",
+    "status",
+    "checksum",
+    "size",
+    "virtual_size",
+    "direct_url",
+    "self",
+    "file",
+    "schema",
+    "id",
+    "os_hash_algo",
+    "os_hash_value",
+    "stores",
 ];
 
 /// Names Glance keeps for itself; using one is a 403.
@@ -22,8 +34,16 @@ const RESERVED_NAMESPACE: &str = "os_glance";
 
 /// Core attributes a client may set.
 pub const SETTABLE: &[&str] = &[
-    "name", "visibility", "protected", "os_hidden", "disk_format", "container_format",
-    "min_disk", "min_ram", "owner", "tags",
+    "name",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "disk_format",
+    "container_format",
+    "min_disk",
+    "min_ram",
+    "owner",
+    "tags",
 ];
 
 /// Maximum length of an extra property name, in characters (Glance's limit).
@@ -32,13 +52,19 @@ const MAX_PROPERTY_NAME: usize = 255;
 /// Rejects names a client may not set. `id` may be given at create only.
 pub fn check_name(name: &str, creating: bool) -> Result<(), ApiError> {
     if READ_ONLY.contains(&name) && !(creating && name == "id") {
-        return Err(ApiError::forbidden(format!("Attribute '{name}' is read-only.")));
+        return Err(ApiError::forbidden(format!(
+            "Attribute '{name}' is read-only."
+        )));
     }
     if RESERVED.contains(&name) || name.starts_with(RESERVED_NAMESPACE) {
-        return Err(ApiError::forbidden(format!("Attribute '{name}' is reserved.")));
+        return Err(ApiError::forbidden(format!(
+            "Attribute '{name}' is reserved."
+        )));
     }
     if name.chars().count() > MAX_PROPERTY_NAME {
-        return Err(ApiError::bad_request("Custom property should not be greater than 255 characters."));
+        return Err(ApiError::bad_request(
+            "Custom property should not be greater than 255 characters.",
+        ));
     }
     Ok(())
 }
@@ -60,7 +86,8 @@ pub fn validate(name: &str, value: &Value) -> Result<(), ApiError> {
 /// `validate`. Changing a format after data is stored is a 403, because
 /// the stored data was inspected against the old format.
 pub fn set_core(image: &mut Image, name: &str, value: &Value) -> Result<(), ApiError> {
-    let invalid = || ApiError::bad_request(format!("Invalid value for attribute '{name}': {value}"));
+    let invalid =
+        || ApiError::bad_request(format!("Invalid value for attribute '{name}': {value}"));
     match name {
         "name" => image.name = value.as_str().map(str::to_owned),
         "visibility" => {
@@ -70,7 +97,10 @@ pub fn set_core(image: &mut Image, name: &str, value: &Value) -> Result<(), ApiE
         "protected" => image.protected = value.as_bool().ok_or_else(invalid)?,
         "os_hidden" => image.os_hidden = value.as_bool().ok_or_else(invalid)?,
         "disk_format" | "container_format" => {
-            if !matches!(image.status, crate::model::Status::Queued | crate::model::Status::Importing) {
+            if !matches!(
+                image.status,
+                crate::model::Status::Queued | crate::model::Status::Importing
+            ) {
                 return Err(ApiError::forbidden(format!(
                     "Attribute {name} can be only replaced for a queued image."
                 )));
@@ -103,7 +133,11 @@ pub fn set_core(image: &mut Image, name: &str, value: &Value) -> Result<(), ApiE
                 image.add_tag(tag.as_str().ok_or_else(invalid)?);
             }
         }
-        _ => return Err(ApiError::internal(format!("set_core called with non-core attribute {name}"))),
+        _ => {
+            return Err(ApiError::internal(format!(
+                "set_core called with non-core attribute {name}"
+            )))
+        }
     }
     Ok(())
 }
@@ -136,7 +170,10 @@ pub fn check_quotas(image: &Image, max_properties: usize, max_tags: usize) -> Re
     if image.tags.len() > max_tags {
         return Err(ApiError::new(
             oxstack_core::ErrorKind::PayloadTooLarge,
-            format!("Maximum number of image tags exceeded: {} of {max_tags}.", image.tags.len()),
+            format!(
+                "Maximum number of image tags exceeded: {} of {max_tags}.",
+                image.tags.len()
+            ),
         ));
     }
     Ok(())
@@ -151,11 +188,23 @@ mod tests {
 
     #[test]
     fn read_only_and_reserved_names_are_forbidden() {
-        assert_eq!(check_name("status", true).unwrap_err().kind, ErrorKind::Forbidden);
-        assert_eq!(check_name("id", false).unwrap_err().kind, ErrorKind::Forbidden);
+        assert_eq!(
+            check_name("status", true).unwrap_err().kind,
+            ErrorKind::Forbidden
+        );
+        assert_eq!(
+            check_name("id", false).unwrap_err().kind,
+            ErrorKind::Forbidden
+        );
         assert!(check_name("id", true).is_ok());
-        assert_eq!(check_name("os_glance_foo", true).unwrap_err().kind, ErrorKind::Forbidden);
-        assert_eq!(check_name("deleted", false).unwrap_err().kind, ErrorKind::Forbidden);
+        assert_eq!(
+            check_name("os_glance_foo", true).unwrap_err().kind,
+            ErrorKind::Forbidden
+        );
+        assert_eq!(
+            check_name("deleted", false).unwrap_err().kind,
+            ErrorKind::Forbidden
+        );
         assert!(check_name("hw_disk_bus", false).is_ok());
     }
 

@@ -37,7 +37,12 @@ where
     E: Into<Box<dyn StdError + Send + Sync>>,
 {
     let visible = find_visible(service, caller, id).await?;
-    policy::enforce(&service.policy, caller, "upload_image", &visible.target(caller))?;
+    policy::enforce(
+        &service.policy,
+        caller,
+        "upload_image",
+        &visible.target(caller),
+    )?;
     let image = visible.image;
     check_formats_set(&image)?;
     check_declared_size(service, declared_size)?;
@@ -71,7 +76,12 @@ where
     E: Into<Box<dyn StdError + Send + Sync>>,
 {
     let visible = find_visible(service, caller, id).await?;
-    policy::enforce(&service.policy, caller, "modify_image", &visible.target(caller))?;
+    policy::enforce(
+        &service.policy,
+        caller,
+        "modify_image",
+        &visible.target(caller),
+    )?;
     check_declared_size(service, declared_size)?;
     begin_transfer(service, &visible.image, Status::Uploading).await?;
 
@@ -81,10 +91,14 @@ where
             .await
             .map_err(receive_error)?;
         let staged = service.staged_path(id);
-        tokio::fs::rename(&path, &staged).await.map_err(ApiError::internal)?;
+        tokio::fs::rename(&path, &staged)
+            .await
+            .map_err(ApiError::internal)?;
         if !images::set_staged_size(service.pool(), id, received.size, db::now()).await? {
             let _ = tokio::fs::remove_file(&staged).await;
-            return Err(ApiError::not_found(format!("Image {id} was deleted while its data was staged.")));
+            return Err(ApiError::not_found(format!(
+                "Image {id} was deleted while its data was staged."
+            )));
         }
         tracing::info!(image_id = %id, size = received.size, "staged image data");
         Ok(())
@@ -97,14 +111,19 @@ where
 }
 
 fn check_formats_set(image: &Image) -> Result<(), ApiError> {
-    let missing: Vec<&str> = [("disk_format", &image.disk_format), ("container_format", &image.container_format)]
-        .into_iter()
-        .filter(|(_, value)| value.is_none())
-        .map(|(name, _)| name)
-        .collect();
+    let missing: Vec<&str> = [
+        ("disk_format", &image.disk_format),
+        ("container_format", &image.container_format),
+    ]
+    .into_iter()
+    .filter(|(_, value)| value.is_none())
+    .map(|(name, _)| name)
+    .collect();
     match missing.as_slice() {
         [] => Ok(()),
-        [one] => Err(ApiError::bad_request(format!("Property {one} must be set prior to saving data."))),
+        [one] => Err(ApiError::bad_request(format!(
+            "Property {one} must be set prior to saving data."
+        ))),
         many => Err(ApiError::bad_request(format!(
             "Properties {} must be set prior to saving data.",
             many.join(", ")
@@ -131,16 +150,23 @@ async fn begin_transfer(service: &ImageService, image: &Image, to: Status) -> Re
     {
         return Ok(());
     }
-    let current = images::get(service.pool(), &image.id).await?.map(|i| i.status).unwrap_or(image.status);
-    Err(ApiError::conflict(format!("Image status transition from {current} to {to} is not allowed")))
+    let current = images::get(service.pool(), &image.id)
+        .await?
+        .map(|i| i.status)
+        .unwrap_or(image.status);
+    Err(ApiError::conflict(format!(
+        "Image status transition from {current} to {to} is not allowed"
+    )))
 }
 
 fn receive_error(error: ReceiveError) -> ApiError {
     match error {
-        ReceiveError::TooLarge { .. } => ApiError::new(ErrorKind::PayloadTooLarge, error.to_string()),
-        ReceiveError::Body(source) => {
-            ApiError::bad_request(format!("Error reading the image data from the request body: {source}"))
+        ReceiveError::TooLarge { .. } => {
+            ApiError::new(ErrorKind::PayloadTooLarge, error.to_string())
         }
+        ReceiveError::Body(source) => ApiError::bad_request(format!(
+            "Error reading the image data from the request body: {source}"
+        )),
         ReceiveError::Write { .. } | ReceiveError::Worker(_) => {
             ApiError::internal(format!("{error}: {:?}", StdError::source(&error)))
         }
@@ -149,10 +175,18 @@ fn receive_error(error: ReceiveError) -> ApiError {
 
 /// Undoes a failed transfer: removes the received file and returns the
 /// image from `from` to `queued`.
-async fn abandon(service: &ImageService, id: &ImageId, from: Status, path: &Path, error: &ApiError) {
+async fn abandon(
+    service: &ImageService,
+    id: &ImageId,
+    from: Status,
+    path: &Path,
+    error: &ApiError,
+) {
     let _ = tokio::fs::remove_file(path).await;
     match images::set_status(service.pool(), id, from, Status::Queued, db::now()).await {
-        Ok(_) => tracing::info!(image_id = %id, error = %error, "image data rejected; image is queued again"),
+        Ok(_) => {
+            tracing::info!(image_id = %id, error = %error, "image data rejected; image is queued again")
+        }
         Err(db_error) => tracing::error!(image_id = %id, error = %db_error,
             "could not return the image to queued; start-up reconciliation will"),
     }
@@ -178,7 +212,11 @@ pub async fn commit(
     .map_err(ApiError::internal)?
     .map_err(|rejection| ApiError::bad_request(format!("Image data was rejected: {rejection}")))?;
 
-    service.data.put_file(&image.id, path).await.map_err(ApiError::internal)?;
+    service
+        .data
+        .put_file(&image.id, path)
+        .await
+        .map_err(ApiError::internal)?;
     let info = DataInfo {
         size: received.size,
         virtual_size,
@@ -202,7 +240,12 @@ pub enum Download {
     /// The image has no data (204).
     NoData,
     /// The data, or the requested range of it.
-    Data { stream: ByteStream, range: Option<ByteRange>, total: u64, checksum: Option<String> },
+    Data {
+        stream: ByteStream,
+        range: Option<ByteRange>,
+        total: u64,
+        checksum: Option<String>,
+    },
     /// The range cannot be served (416); `total` goes in `Content-Range`.
     Unsatisfiable { total: u64 },
 }
@@ -221,7 +264,12 @@ pub async fn download(
             "The requested image has been deactivated. Image data download is forbidden.",
         ));
     }
-    policy::enforce(&service.policy, caller, "download_image", &visible.target(caller))?;
+    policy::enforce(
+        &service.policy,
+        caller,
+        "download_image",
+        &visible.target(caller),
+    )?;
     let image = visible.image;
     let (Some(total), true) = (image.size, image.status.has_data()) else {
         return Ok(Download::NoData);
@@ -233,7 +281,12 @@ pub async fn download(
         Some(Err(Unsatisfiable)) => return Ok(Download::Unsatisfiable { total }),
     };
     match service.data.open(id, range).await {
-        Ok(stream) => Ok(Download::Data { stream, range, total, checksum: image.checksum }),
+        Ok(stream) => Ok(Download::Data {
+            stream,
+            range,
+            total,
+            checksum: image.checksum,
+        }),
         Err(StoreError::NotFound { .. }) => Ok(Download::NoData),
         Err(StoreError::RangeOutside { .. }) => Ok(Download::Unsatisfiable { total }),
         Err(error) => Err(ApiError::internal(error)),
@@ -263,10 +316,17 @@ pub fn parse_range(header: &str, total: u64) -> Result<Option<ByteRange>, Unsati
         if suffix == 0 || total == 0 {
             return Err(Unsatisfiable);
         }
-        ByteRange { first: total.saturating_sub(suffix), last: total - 1 }
+        ByteRange {
+            first: total.saturating_sub(suffix),
+            last: total - 1,
+        }
     } else {
         let first = parse(first)?;
-        let last = if last.is_empty() { total.saturating_sub(1) } else { parse(last)?.min(total.saturating_sub(1)) };
+        let last = if last.is_empty() {
+            total.saturating_sub(1)
+        } else {
+            parse(last)?.min(total.saturating_sub(1))
+        };
         if first >= total || first > last {
             return Err(Unsatisfiable);
         }
@@ -281,11 +341,26 @@ mod tests {
 
     #[test]
     fn ranges_parse_as_rfc_7233() {
-        assert_eq!(parse_range("bytes=0-4", 10), Ok(Some(ByteRange { first: 0, last: 4 })));
-        assert_eq!(parse_range("bytes=5-", 10), Ok(Some(ByteRange { first: 5, last: 9 })));
-        assert_eq!(parse_range("bytes=-3", 10), Ok(Some(ByteRange { first: 7, last: 9 })));
-        assert_eq!(parse_range("bytes=8-100", 10), Ok(Some(ByteRange { first: 8, last: 9 })));
-        assert_eq!(parse_range("bytes=-100", 10), Ok(Some(ByteRange { first: 0, last: 9 })));
+        assert_eq!(
+            parse_range("bytes=0-4", 10),
+            Ok(Some(ByteRange { first: 0, last: 4 }))
+        );
+        assert_eq!(
+            parse_range("bytes=5-", 10),
+            Ok(Some(ByteRange { first: 5, last: 9 }))
+        );
+        assert_eq!(
+            parse_range("bytes=-3", 10),
+            Ok(Some(ByteRange { first: 7, last: 9 }))
+        );
+        assert_eq!(
+            parse_range("bytes=8-100", 10),
+            Ok(Some(ByteRange { first: 8, last: 9 }))
+        );
+        assert_eq!(
+            parse_range("bytes=-100", 10),
+            Ok(Some(ByteRange { first: 0, last: 9 }))
+        );
         assert_eq!(parse_range("items=0-1", 10), Ok(None));
         assert_eq!(parse_range("bytes=0-1,4-5", 10), Ok(None));
     }

@@ -12,7 +12,11 @@ use crate::ImageService;
 
 /// Creates a `queued` image from a create body (a JSON object of core
 /// attributes and extra string properties).
-pub async fn create(service: &ImageService, caller: &Caller, body: Map<String, Value>) -> Result<Image, ApiError> {
+pub async fn create(
+    service: &ImageService,
+    caller: &Caller,
+    body: Map<String, Value>,
+) -> Result<Image, ApiError> {
     for name in body.keys() {
         check_name(name, true)?;
     }
@@ -30,10 +34,16 @@ pub async fn create(service: &ImageService, caller: &Caller, body: Map<String, V
         if is_core(name) {
             set_core(&mut image, name, value)?;
         } else {
-            image.properties.insert(name.clone(), property_text(name, value)?);
+            image
+                .properties
+                .insert(name.clone(), property_text(name, value)?);
         }
     }
-    check_quotas(&image, service.config.image_property_quota, service.config.image_tag_quota)?;
+    check_quotas(
+        &image,
+        service.config.image_property_quota,
+        service.config.image_tag_quota,
+    )?;
 
     let target = policy::project_target(caller.project_id.as_deref(), image.owner.as_deref());
     policy::enforce(&service.policy, caller, "add_image", &target)?;
@@ -66,7 +76,12 @@ pub struct Change {
 }
 
 /// Applies PATCH `changes` in order, all or nothing, and saves the image.
-pub async fn update(service: &ImageService, caller: &Caller, id: &ImageId, changes: &[Change]) -> Result<Image, ApiError> {
+pub async fn update(
+    service: &ImageService,
+    caller: &Caller,
+    id: &ImageId,
+    changes: &[Change],
+) -> Result<Image, ApiError> {
     let visible = find_visible(service, caller, id).await?;
     let target = visible.target(caller);
     let mut image = visible.image;
@@ -75,7 +90,11 @@ pub async fn update(service: &ImageService, caller: &Caller, id: &ImageId, chang
         policy::enforce(&service.policy, caller, "modify_image", &target)?;
         apply_change(service, caller, &target, &mut image, name, change)?;
     }
-    check_quotas(&image, service.config.image_property_quota, service.config.image_tag_quota)?;
+    check_quotas(
+        &image,
+        service.config.image_property_quota,
+        service.config.image_tag_quota,
+    )?;
     if changes.is_empty() {
         return Ok(image);
     }
@@ -120,24 +139,34 @@ fn apply_change(
     match change.op {
         PatchOp::Remove => {
             if is_core(name) {
-                return Err(ApiError::forbidden(format!("Property {name} may not be removed.")));
+                return Err(ApiError::forbidden(format!(
+                    "Property {name} may not be removed."
+                )));
             }
             if image.properties.remove(name).is_none() {
-                return Err(ApiError::conflict(format!("Property {name} does not exist.")));
+                return Err(ApiError::conflict(format!(
+                    "Property {name} does not exist."
+                )));
             }
             return Ok(());
         }
         PatchOp::Replace if !exists => {
-            return Err(ApiError::conflict(format!("Property {name} does not exist.")));
+            return Err(ApiError::conflict(format!(
+                "Property {name} does not exist."
+            )));
         }
         PatchOp::Add if exists && change.strict_add => {
-            return Err(ApiError::conflict(format!("Property {name} already present.")));
+            return Err(ApiError::conflict(format!(
+                "Property {name} already present."
+            )));
         }
         PatchOp::Add | PatchOp::Replace => {}
     }
 
     let value = change.value.as_ref().ok_or_else(|| {
-        ApiError::bad_request(format!("Operation on '{name}' requires a member named \"value\"."))
+        ApiError::bad_request(format!(
+            "Operation on '{name}' requires a member named \"value\"."
+        ))
     })?;
     if name == "owner" && !caller.is_admin {
         return Err(ApiError::forbidden("Owner can't be updated by non admin."));
@@ -150,7 +179,9 @@ fn apply_change(
     if is_core(name) {
         set_core(image, name, value)
     } else {
-        image.properties.insert(name.to_owned(), property_text(name, value)?);
+        image
+            .properties
+            .insert(name.to_owned(), property_text(name, value)?);
         Ok(())
     }
 }
@@ -158,9 +189,16 @@ fn apply_change(
 /// Deletes an image and its data. Protected images are a 403.
 pub async fn delete(service: &ImageService, caller: &Caller, id: &ImageId) -> Result<(), ApiError> {
     let visible = find_visible(service, caller, id).await?;
-    policy::enforce(&service.policy, caller, "delete_image", &visible.target(caller))?;
+    policy::enforce(
+        &service.policy,
+        caller,
+        "delete_image",
+        &visible.target(caller),
+    )?;
     if visible.image.protected {
-        return Err(ApiError::forbidden(format!("Image {id} is protected and cannot be deleted.")));
+        return Err(ApiError::forbidden(format!(
+            "Image {id} is protected and cannot be deleted."
+        )));
     }
 
     // The row goes first: an upload or import finishing later finds no row
@@ -184,7 +222,12 @@ pub async fn delete(service: &ImageService, caller: &Caller, id: &ImageId) -> Re
 
 /// Deactivates an active image (downloads by non-admins are then refused),
 /// or reactivates a deactivated one. Repeating either is allowed.
-pub async fn set_active(service: &ImageService, caller: &Caller, id: &ImageId, active: bool) -> Result<(), ApiError> {
+pub async fn set_active(
+    service: &ImageService,
+    caller: &Caller,
+    id: &ImageId,
+    active: bool,
+) -> Result<(), ApiError> {
     let visible = find_visible(service, caller, id).await?;
     let (action, from, to) = if active {
         ("reactivate", Status::Deactivated, Status::Active)
@@ -208,9 +251,16 @@ pub async fn set_active(service: &ImageService, caller: &Caller, id: &ImageId, a
 }
 
 /// Adds `tag` to the image (adding a present tag succeeds).
-pub async fn add_tag(service: &ImageService, caller: &Caller, id: &ImageId, tag: &str) -> Result<(), ApiError> {
+pub async fn add_tag(
+    service: &ImageService,
+    caller: &Caller,
+    id: &ImageId,
+    tag: &str,
+) -> Result<(), ApiError> {
     if tag.chars().count() > 255 {
-        return Err(ApiError::bad_request("Invalid tag: tags are at most 255 characters."));
+        return Err(ApiError::bad_request(
+            "Invalid tag: tags are at most 255 characters.",
+        ));
     }
     change_tags(service, caller, id, |image| {
         image.add_tag(tag);
@@ -220,12 +270,19 @@ pub async fn add_tag(service: &ImageService, caller: &Caller, id: &ImageId, tag:
 }
 
 /// Removes `tag` from the image; an absent tag is a 404.
-pub async fn remove_tag(service: &ImageService, caller: &Caller, id: &ImageId, tag: &str) -> Result<(), ApiError> {
+pub async fn remove_tag(
+    service: &ImageService,
+    caller: &Caller,
+    id: &ImageId,
+    tag: &str,
+) -> Result<(), ApiError> {
     change_tags(service, caller, id, |image| {
         let before = image.tags.len();
         image.tags.retain(|t| t != tag);
         if image.tags.len() == before {
-            return Err(ApiError::not_found(format!("Tag {tag} not found on image {id}.")));
+            return Err(ApiError::not_found(format!(
+                "Tag {tag} not found on image {id}."
+            )));
         }
         Ok(())
     })
@@ -238,10 +295,22 @@ async fn change_tags(
     id: &ImageId,
     change: impl FnOnce(&mut Image) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
-    let Visible { mut image, is_member } = find_visible(service, caller, id).await?;
-    policy::enforce(&service.policy, caller, "modify_image", &policy::image_target(&image, caller, is_member))?;
+    let Visible {
+        mut image,
+        is_member,
+    } = find_visible(service, caller, id).await?;
+    policy::enforce(
+        &service.policy,
+        caller,
+        "modify_image",
+        &policy::image_target(&image, caller, is_member),
+    )?;
     change(&mut image)?;
-    check_quotas(&image, service.config.image_property_quota, service.config.image_tag_quota)?;
+    check_quotas(
+        &image,
+        service.config.image_property_quota,
+        service.config.image_tag_quota,
+    )?;
     if !images::save(service.pool(), &image, db::now()).await? {
         return Err(ApiError::conflict(format!(
             "Image {id} was changed by another request while this one was applied; retry."

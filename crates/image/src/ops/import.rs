@@ -31,11 +31,15 @@ pub fn check_request(body: &Value) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::bad_request("Import request requires a 'name' field."))?;
     let name = name.as_str().unwrap_or_default();
     if !IMPORT_METHODS.contains(&name) {
-        return Err(ApiError::bad_request(format!("Unknown import method name '{name}'.")));
+        return Err(ApiError::bad_request(format!(
+            "Unknown import method name '{name}'."
+        )));
     }
     for flag in ["all_stores_must_succeed", "all_stores"] {
         if body.get(flag).is_some_and(|value| !value.is_boolean()) {
-            return Err(ApiError::bad_request(format!("'{flag}' must be boolean value only")));
+            return Err(ApiError::bad_request(format!(
+                "'{flag}' must be boolean value only"
+            )));
         }
     }
     if body.get("stores").is_some_and(|stores| !stores.is_null()) {
@@ -48,9 +52,18 @@ pub fn check_request(body: &Value) -> Result<(), ApiError> {
 
 /// Starts importing the staged data of an `uploading` image. Returns once
 /// the image is `importing`; a background task finishes the work.
-pub async fn start(service: Arc<ImageService>, caller: &Caller, id: &ImageId) -> Result<(), ApiError> {
+pub async fn start(
+    service: Arc<ImageService>,
+    caller: &Caller,
+    id: &ImageId,
+) -> Result<(), ApiError> {
     let visible = find_visible(&service, caller, id).await?;
-    policy::enforce(&service.policy, caller, "modify_image", &visible.target(caller))?;
+    policy::enforce(
+        &service.policy,
+        caller,
+        "modify_image",
+        &visible.target(caller),
+    )?;
     let image = visible.image;
     let staged = service.staged_path(id);
     if image.status != Status::Uploading || !staged.is_file() {
@@ -58,8 +71,18 @@ pub async fn start(service: Arc<ImageService>, caller: &Caller, id: &ImageId) ->
             "Image needs to be staged before 'glance-direct' method can be used",
         ));
     }
-    if !images::set_status(service.pool(), id, Status::Uploading, Status::Importing, db::now()).await? {
-        return Err(ApiError::conflict(format!("Image {id} is already being imported.")));
+    if !images::set_status(
+        service.pool(),
+        id,
+        Status::Uploading,
+        Status::Importing,
+        db::now(),
+    )
+    .await?
+    {
+        return Err(ApiError::conflict(format!(
+            "Image {id} is already being imported."
+        )));
     }
 
     let request_id = caller.request_id.clone();
@@ -68,8 +91,14 @@ pub async fn start(service: Arc<ImageService>, caller: &Caller, id: &ImageId) ->
             Ok(()) => tracing::info!(image_id = %image.id, request_id, "imported image"),
             Err(error) => {
                 let _ = tokio::fs::remove_file(service.staged_path(&image.id)).await;
-                let requeued =
-                    images::set_status(service.pool(), &image.id, Status::Importing, Status::Queued, db::now()).await;
+                let requeued = images::set_status(
+                    service.pool(),
+                    &image.id,
+                    Status::Importing,
+                    Status::Queued,
+                    db::now(),
+                )
+                .await;
                 tracing::warn!(image_id = %image.id, request_id, error = %error, ?requeued,
                     "import failed; the staged data is deleted and the image is queued again");
             }
@@ -80,7 +109,9 @@ pub async fn start(service: Arc<ImageService>, caller: &Caller, id: &ImageId) ->
 
 async fn run(service: &ImageService, image: &Image) -> Result<(), ApiError> {
     let staged = service.staged_path(&image.id);
-    let file = tokio::fs::File::open(&staged).await.map_err(ApiError::internal)?;
+    let file = tokio::fs::File::open(&staged)
+        .await
+        .map_err(ApiError::internal)?;
     let stream = tokio_util::io::ReaderStream::with_capacity(file, crate::store::CHUNK_SIZE);
     let received = upload::receive(stream, None, service.config.image_size_cap)
         .await

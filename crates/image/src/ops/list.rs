@@ -16,8 +16,16 @@ use crate::policy::{self, Caller};
 use crate::ImageService;
 
 /// Sort keys Glance accepts.
-const SORT_KEYS: &[&str] =
-    &["name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at"];
+const SORT_KEYS: &[&str] = &[
+    "name",
+    "status",
+    "container_format",
+    "disk_format",
+    "size",
+    "id",
+    "created_at",
+    "updated_at",
+];
 
 /// A parsed list request.
 #[derive(Clone, Debug, Default)]
@@ -40,12 +48,23 @@ pub struct ListQuery {
 pub enum Filter {
     /// `name`, `id`, `status`, `disk_format`, `container_format`, `owner`,
     /// `checksum`, `os_hash_value` or an extra property: the value is one of these.
-    OneOf { key: String, values: Vec<String> },
+    OneOf {
+        key: String,
+        values: Vec<String>,
+    },
     /// `size_min`, `size_max`, `size`, `min_disk`, `min_ram`.
-    Number { key: String, cmp: NumberCmp, value: i64 },
+    Number {
+        key: String,
+        cmp: NumberCmp,
+        value: i64,
+    },
     Protected(bool),
     /// `created_at` / `updated_at` against unix seconds.
-    Time { key: String, op: TimeOp, at: i64 },
+    Time {
+        key: String,
+        op: TimeOp,
+        at: i64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +86,11 @@ pub enum TimeOp {
 
 impl ListQuery {
     /// Parses query pairs as Glance does.
-    pub fn parse(pairs: &[(String, String)], default_limit: usize, max_limit: usize) -> Result<Self, ApiError> {
+    pub fn parse(
+        pairs: &[(String, String)],
+        default_limit: usize,
+        max_limit: usize,
+    ) -> Result<Self, ApiError> {
         let mut query = ListQuery {
             limit: Some(default_limit.min(max_limit)),
             member_status: Some(MemberStatus::Accepted),
@@ -95,7 +118,9 @@ impl ListQuery {
         }
         query.sort = match new_sort {
             Some(_) if !sort_keys.is_empty() || !sort_dirs.is_empty() => {
-                return Err(ApiError::bad_request("Old and new sorting syntax cannot be combined"));
+                return Err(ApiError::bad_request(
+                    "Old and new sorting syntax cannot be combined",
+                ));
             }
             Some(spec) => parse_new_sort(&spec)?,
             None => combine_sort(sort_keys, sort_dirs)?,
@@ -108,9 +133,13 @@ impl ListQuery {
             "visibility" if value == "all" => self.all_visibilities = true,
             "visibility" => self.visibility = Some(value.parse().map_err(ApiError::bad_request)?),
             "os_hidden" => self.os_hidden = parse_bool("os_hidden", value)?,
-            "protected" => self.filters.push(Filter::Protected(parse_bool("protected", value)?)),
+            "protected" => self
+                .filters
+                .push(Filter::Protected(parse_bool("protected", value)?)),
             "changes-since" => {
-                return Err(ApiError::bad_request("The \"changes-since\" filter is no longer available on v2."));
+                return Err(ApiError::bad_request(
+                    "The \"changes-since\" filter is no longer available on v2.",
+                ));
             }
             "size_min" | "size_max" | "size" | "min_disk" | "min_ram" => {
                 let number = value.trim().parse::<i64>().map_err(|_| {
@@ -121,19 +150,29 @@ impl ListQuery {
                     "size_max" => ("size", NumberCmp::AtMost),
                     other => (other, NumberCmp::Equal),
                 };
-                self.filters.push(Filter::Number { key: key.to_owned(), cmp, value: number });
+                self.filters.push(Filter::Number {
+                    key: key.to_owned(),
+                    cmp,
+                    value: number,
+                });
             }
             "created_at" | "updated_at" => self.filters.push(parse_time_filter(key, value)?),
             // Glance keeps no deleted images visible; the flag changes nothing.
             "deleted" => {}
-            _ => self.filters.push(Filter::OneOf { key: key.to_owned(), values: split_values(value) }),
+            _ => self.filters.push(Filter::OneOf {
+                key: key.to_owned(),
+                values: split_values(value),
+            }),
         }
         Ok(())
     }
 }
 
 fn parse_limit(value: &str) -> Result<usize, ApiError> {
-    let limit: i64 = value.trim().parse().map_err(|_| ApiError::bad_request("limit param must be an integer"))?;
+    let limit: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request("limit param must be an integer"))?;
     usize::try_from(limit).map_err(|_| ApiError::bad_request("limit param must be positive"))
 }
 
@@ -151,7 +190,9 @@ fn check_sort_dir(dir: &str) -> Result<bool, ApiError> {
     match dir {
         "asc" => Ok(false),
         "desc" => Ok(true),
-        _ => Err(ApiError::bad_request(format!("Invalid sort direction: {dir}"))),
+        _ => Err(ApiError::bad_request(format!(
+            "Invalid sort direction: {dir}"
+        ))),
     }
 }
 
@@ -170,9 +211,15 @@ fn parse_new_sort(spec: &str) -> Result<Vec<(String, bool)>, ApiError> {
 /// several must match the keys one to one.
 fn combine_sort(keys: Vec<String>, dirs: Vec<bool>) -> Result<Vec<(String, bool)>, ApiError> {
     if dirs.len() > 1 && dirs.len() != keys.len() {
-        return Err(ApiError::bad_request("Number of sort dirs does not match the number of sort keys"));
+        return Err(ApiError::bad_request(
+            "Number of sort dirs does not match the number of sort keys",
+        ));
     }
-    let keys = if keys.is_empty() { vec!["created_at".to_owned()] } else { keys };
+    let keys = if keys.is_empty() {
+        vec!["created_at".to_owned()]
+    } else {
+        keys
+    };
     let default_desc = dirs.first().copied().unwrap_or(true);
     Ok(keys
         .into_iter()
@@ -231,9 +278,15 @@ fn parse_time_filter(key: &str, value: &str) -> Result<Filter, ApiError> {
         _ => TimeOp::Eq,
     };
     let at = oxstack_core::time::parse(time.trim()).ok_or_else(|| {
-        ApiError::bad_request(format!("Bad \"{key}\" query filter format. Use ISO 8601 DateTime notation."))
+        ApiError::bad_request(format!(
+            "Bad \"{key}\" query filter format. Use ISO 8601 DateTime notation."
+        ))
     })?;
-    Ok(Filter::Time { key: key.to_owned(), op, at: at.timestamp() })
+    Ok(Filter::Time {
+        key: key.to_owned(),
+        op,
+        at: at.timestamp(),
+    })
 }
 
 /// One page of images and the marker of the next page when the page is full.
@@ -243,14 +296,21 @@ pub struct ImagePage {
 }
 
 /// Lists the images `caller` may see that match `query`.
-pub async fn list(service: &ImageService, caller: &Caller, query: &ListQuery) -> Result<ImagePage, ApiError> {
+pub async fn list(
+    service: &ImageService,
+    caller: &Caller,
+    query: &ListQuery,
+) -> Result<ImagePage, ApiError> {
     let target = policy::project_target(caller.project_id.as_deref(), caller.project_id.as_deref());
     policy::enforce(&service.policy, caller, "get_images", &target)?;
 
     let scope = if caller.is_admin {
         ListScope::All
     } else {
-        ListScope::Project { project_id: caller.project_id.clone(), member_status: query.member_status }
+        ListScope::Project {
+            project_id: caller.project_id.clone(),
+            member_status: query.member_status,
+        }
     };
     let candidates = images::list(service.pool(), &scope).await?;
     let marker = match &query.marker {
@@ -264,8 +324,10 @@ pub async fn list(service: &ImageService, caller: &Caller, query: &ListQuery) ->
         None => None,
     };
 
-    let mut matching: Vec<Image> =
-        candidates.into_iter().filter(|image| matches(image, caller, query)).collect();
+    let mut matching: Vec<Image> = candidates
+        .into_iter()
+        .filter(|image| matches(image, caller, query))
+        .collect();
     let order = full_order(&query.sort);
     matching.sort_by(|a, b| compare(a, b, &order));
     if let Some(marker) = &marker {
@@ -273,8 +335,12 @@ pub async fn list(service: &ImageService, caller: &Caller, query: &ListQuery) ->
     }
     let limit = query.limit.unwrap_or(usize::MAX);
     matching.truncate(limit);
-    let next_marker = (limit > 0 && matching.len() == limit).then(|| matching[limit - 1].id.clone());
-    Ok(ImagePage { images: matching, next_marker })
+    let next_marker =
+        (limit > 0 && matching.len() == limit).then(|| matching[limit - 1].id.clone());
+    Ok(ImagePage {
+        images: matching,
+        next_marker,
+    })
 }
 
 /// Adds `created_at` and `id` as tie-breakers, in the first key's direction,
@@ -321,7 +387,10 @@ fn matches(image: &Image, caller: &Caller, query: &ListQuery) -> bool {
     visibility_ok
         && image.os_hidden == query.os_hidden
         && query.tags.iter().all(|tag| image.tags.contains(tag))
-        && query.filters.iter().all(|filter| filter_matches(image, filter))
+        && query
+            .filters
+            .iter()
+            .all(|filter| filter_matches(image, filter))
 }
 
 fn filter_matches(image: &Image, filter: &Filter) -> bool {
@@ -343,7 +412,11 @@ fn filter_matches(image: &Image, filter: &Filter) -> bool {
             })
         }
         Filter::Time { key, op, at } => {
-            let actual = if key == "created_at" { image.created_at } else { image.updated_at };
+            let actual = if key == "created_at" {
+                image.created_at
+            } else {
+                image.updated_at
+            };
             match op {
                 TimeOp::Gt => actual > *at,
                 TimeOp::Gte => actual >= *at,
@@ -380,7 +453,10 @@ mod tests {
     use super::*;
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -394,25 +470,65 @@ mod tests {
 
     #[test]
     fn in_operator_splits_quoted_values() {
-        let query = ListQuery::parse(&pairs(&[("id", "in:a,b"), ("name", "in:\"x,y\",z")]), 25, 1000).unwrap();
-        assert_eq!(query.filters[0], Filter::OneOf { key: "id".into(), values: vec!["a".into(), "b".into()] });
-        assert_eq!(query.filters[1], Filter::OneOf { key: "name".into(), values: vec!["x,y".into(), "z".into()] });
+        let query = ListQuery::parse(
+            &pairs(&[("id", "in:a,b"), ("name", "in:\"x,y\",z")]),
+            25,
+            1000,
+        )
+        .unwrap();
+        assert_eq!(
+            query.filters[0],
+            Filter::OneOf {
+                key: "id".into(),
+                values: vec!["a".into(), "b".into()]
+            }
+        );
+        assert_eq!(
+            query.filters[1],
+            Filter::OneOf {
+                key: "name".into(),
+                values: vec!["x,y".into(), "z".into()]
+            }
+        );
     }
 
     #[test]
     fn sort_syntaxes_cannot_mix() {
-        let error = ListQuery::parse(&pairs(&[("sort", "name:asc"), ("sort_key", "size")]), 25, 1000).unwrap_err();
-        assert!(error.message.contains("cannot be combined"), "{}", error.message);
+        let error = ListQuery::parse(
+            &pairs(&[("sort", "name:asc"), ("sort_key", "size")]),
+            25,
+            1000,
+        )
+        .unwrap_err();
+        assert!(
+            error.message.contains("cannot be combined"),
+            "{}",
+            error.message
+        );
         let query = ListQuery::parse(&pairs(&[("sort", "name:asc,size")]), 25, 1000).unwrap();
-        assert_eq!(query.sort, vec![("name".to_owned(), false), ("size".to_owned(), true)]);
+        assert_eq!(
+            query.sort,
+            vec![("name".to_owned(), false), ("size".to_owned(), true)]
+        );
     }
 
     #[test]
     fn bad_values_are_rejected() {
-        for bad in [("limit", "-1"), ("limit", "x"), ("sort_key", "owner"), ("visibility", "world"),
-                    ("os_hidden", "maybe"), ("size_min", "big"), ("member_status", "x"),
-                    ("created_at", "gt:yesterday"), ("changes-since", "2020-01-01T00:00:00Z")] {
-            assert!(ListQuery::parse(&pairs(&[bad]), 25, 1000).is_err(), "{bad:?} was accepted");
+        for bad in [
+            ("limit", "-1"),
+            ("limit", "x"),
+            ("sort_key", "owner"),
+            ("visibility", "world"),
+            ("os_hidden", "maybe"),
+            ("size_min", "big"),
+            ("member_status", "x"),
+            ("created_at", "gt:yesterday"),
+            ("changes-since", "2020-01-01T00:00:00Z"),
+        ] {
+            assert!(
+                ListQuery::parse(&pairs(&[bad]), 25, 1000).is_err(),
+                "{bad:?} was accepted"
+            );
         }
     }
 

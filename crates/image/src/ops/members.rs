@@ -13,7 +13,11 @@ use crate::ImageService;
 
 /// Loads a shared image the caller may see; other visibilities are a 403,
 /// as in Glance.
-async fn find_shared(service: &ImageService, caller: &Caller, id: &ImageId) -> Result<Visible, ApiError> {
+async fn find_shared(
+    service: &ImageService,
+    caller: &Caller,
+    id: &ImageId,
+) -> Result<Visible, ApiError> {
     let visible = find_visible(service, caller, id).await?;
     if visible.image.visibility != Visibility::Shared {
         return Err(ApiError::forbidden("Only shared images have members."));
@@ -22,17 +26,29 @@ async fn find_shared(service: &ImageService, caller: &Caller, id: &ImageId) -> R
 }
 
 fn member_not_found(member_id: &str, id: &ImageId) -> ApiError {
-    ApiError::not_found(format!("{member_id} not found in the member list of the image {id}."))
+    ApiError::not_found(format!(
+        "{member_id} not found in the member list of the image {id}."
+    ))
 }
 
 /// Offers the image to project `member_id` (status `pending`).
-pub async fn add(service: &ImageService, caller: &Caller, id: &ImageId, member_id: &str) -> Result<Member, ApiError> {
+pub async fn add(
+    service: &ImageService,
+    caller: &Caller,
+    id: &ImageId,
+    member_id: &str,
+) -> Result<Member, ApiError> {
     let visible = find_shared(service, caller, id).await?;
     let denied = || ApiError::forbidden(format!("Not allowed to create members for image {id}."));
     if !caller.is_admin && !caller.owns(&visible.image) {
         return Err(denied());
     }
-    if !policy::allows(&service.policy, caller, "add_member", &visible.target(caller)) {
+    if !policy::allows(
+        &service.policy,
+        caller,
+        "add_member",
+        &visible.target(caller),
+    ) {
         return Err(denied());
     }
     if members::count(service.pool(), id).await? >= service.config.image_member_quota {
@@ -59,28 +75,56 @@ pub async fn add(service: &ImageService, caller: &Caller, id: &ImageId, member_i
 
 /// Lists the memberships the caller may see: all of them for the owner
 /// and admins, only its own for a member project.
-pub async fn list(service: &ImageService, caller: &Caller, id: &ImageId) -> Result<Vec<Member>, ApiError> {
+pub async fn list(
+    service: &ImageService,
+    caller: &Caller,
+    id: &ImageId,
+) -> Result<Vec<Member>, ApiError> {
     let visible = find_shared(service, caller, id).await?;
-    if !policy::allows(&service.policy, caller, "get_members", &visible.target(caller)) {
-        return Err(ApiError::forbidden(format!("Not allowed to list members for image {id}.")));
+    if !policy::allows(
+        &service.policy,
+        caller,
+        "get_members",
+        &visible.target(caller),
+    ) {
+        return Err(ApiError::forbidden(format!(
+            "Not allowed to list members for image {id}."
+        )));
     }
     let all = members::list(service.pool(), id).await?;
     if caller.is_admin || caller.owns(&visible.image) {
         return Ok(all);
     }
-    Ok(all.into_iter().filter(|m| Some(&m.member_id) == caller.project_id.as_ref()).collect())
+    Ok(all
+        .into_iter()
+        .filter(|m| Some(&m.member_id) == caller.project_id.as_ref())
+        .collect())
 }
 
 /// Shows one membership. Memberships the caller may not see are a 404.
-pub async fn show(service: &ImageService, caller: &Caller, id: &ImageId, member_id: &str) -> Result<Member, ApiError> {
+pub async fn show(
+    service: &ImageService,
+    caller: &Caller,
+    id: &ImageId,
+    member_id: &str,
+) -> Result<Member, ApiError> {
     let visible = find_visible(service, caller, id).await?;
     let may_see = visible.image.visibility == Visibility::Shared
-        && (caller.is_admin || caller.owns(&visible.image) || caller.project_id.as_deref() == Some(member_id))
-        && policy::allows(&service.policy, caller, "get_member", &visible.target(caller));
+        && (caller.is_admin
+            || caller.owns(&visible.image)
+            || caller.project_id.as_deref() == Some(member_id))
+        && policy::allows(
+            &service.policy,
+            caller,
+            "get_member",
+            &visible.target(caller),
+        );
     if !may_see {
         return Err(member_not_found(member_id, id));
     }
-    members::get(service.pool(), id, member_id).await?.ok_or_else(|| member_not_found(member_id, id))
+    members::get(service.pool(), id, member_id)
+        .await?
+        .ok_or_else(|| member_not_found(member_id, id))
 }
 
 /// Sets the status of the caller's own membership.
@@ -96,9 +140,14 @@ pub async fn set_status(
     if caller.owns(&visible.image) && !caller.is_admin {
         return Err(denied());
     }
-    let mut member =
-        members::get(service.pool(), id, member_id).await?.ok_or_else(|| member_not_found(member_id, id))?;
-    let target = policy::image_target(&visible.image, caller, caller.project_id.as_deref() == Some(member_id));
+    let mut member = members::get(service.pool(), id, member_id)
+        .await?
+        .ok_or_else(|| member_not_found(member_id, id))?;
+    let target = policy::image_target(
+        &visible.image,
+        caller,
+        caller.project_id.as_deref() == Some(member_id),
+    );
     if !policy::allows(&service.policy, caller, "modify_member", &target) {
         return Err(denied());
     }
@@ -113,13 +162,23 @@ pub async fn set_status(
 }
 
 /// Withdraws the offer of the image to `member_id`.
-pub async fn remove(service: &ImageService, caller: &Caller, id: &ImageId, member_id: &str) -> Result<(), ApiError> {
+pub async fn remove(
+    service: &ImageService,
+    caller: &Caller,
+    id: &ImageId,
+    member_id: &str,
+) -> Result<(), ApiError> {
     let visible = find_shared(service, caller, id).await?;
     let denied = || ApiError::forbidden(format!("Not allowed to delete members for image {id}."));
     if !caller.is_admin && !caller.owns(&visible.image) {
         return Err(denied());
     }
-    if !policy::allows(&service.policy, caller, "delete_member", &visible.target(caller)) {
+    if !policy::allows(
+        &service.policy,
+        caller,
+        "delete_member",
+        &visible.target(caller),
+    ) {
         return Err(denied());
     }
     if !members::delete(service.pool(), id, member_id).await? {

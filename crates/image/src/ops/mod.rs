@@ -40,19 +40,30 @@ pub fn not_found(id: &ImageId) -> ApiError {
 
 /// Loads an image the caller may see. An image the caller may not see is a
 /// 404, as if it did not exist, so that ids of private images do not leak.
-pub async fn find_visible(service: &ImageService, caller: &Caller, id: &ImageId) -> Result<Visible, ApiError> {
-    let image = db::images::get(service.pool(), id).await?.ok_or_else(|| not_found(id))?;
+pub async fn find_visible(
+    service: &ImageService,
+    caller: &Caller,
+    id: &ImageId,
+) -> Result<Visible, ApiError> {
+    let image = db::images::get(service.pool(), id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
     let is_member = match &caller.project_id {
-        Some(project) if !caller.owns(&image) => {
-            db::members::get(service.pool(), id, project).await?.is_some()
-        }
+        Some(project) if !caller.owns(&image) => db::members::get(service.pool(), id, project)
+            .await?
+            .is_some(),
         _ => false,
     };
     let visible = Visible { image, is_member };
     if !policy::is_visible(&visible.image, caller, is_member) {
         return Err(not_found(id));
     }
-    if !policy::allows(&service.policy, caller, "get_image", &visible.target(caller)) {
+    if !policy::allows(
+        &service.policy,
+        caller,
+        "get_image",
+        &visible.target(caller),
+    ) {
         return Err(not_found(id));
     }
     Ok(visible)
@@ -68,7 +79,9 @@ pub fn enforce_visibility_change(
 ) -> Result<(), ApiError> {
     match visibility {
         Visibility::Public => policy::enforce(&service.policy, caller, "publicize_image", target),
-        Visibility::Community => policy::enforce(&service.policy, caller, "communitize_image", target),
+        Visibility::Community => {
+            policy::enforce(&service.policy, caller, "communitize_image", target)
+        }
         Visibility::Private | Visibility::Shared => Ok(()),
     }
 }

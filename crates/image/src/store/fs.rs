@@ -29,7 +29,9 @@ impl FilesystemStore {
     /// Opens the store in `dir`, creating the directory when missing.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-        Ok(FilesystemStore { dir: dir.to_owned() })
+        Ok(FilesystemStore {
+            dir: dir.to_owned(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -58,14 +60,17 @@ impl FilesystemStore {
 
     fn temp_path(&self, id: &ImageId) -> PathBuf {
         let unique = uuid::Uuid::new_v4().simple();
-        self.dir.join(format!("{TEMP_PREFIX}{}-{unique}", file_name(id)))
+        self.dir
+            .join(format!("{TEMP_PREFIX}{}-{unique}", file_name(id)))
     }
 
     /// Renames `from` to the final name of `id` and syncs the directory so
     /// that the rename survives a crash.
     async fn commit(&self, from: &Path, id: &ImageId) -> Result<(), StoreError> {
         let target = self.path_of(id);
-        tokio::fs::rename(from, &target).await.map_err(|e| StoreError::io(&target, e))?;
+        tokio::fs::rename(from, &target)
+            .await
+            .map_err(|e| StoreError::io(&target, e))?;
         sync_dir(&self.dir).await
     }
 }
@@ -110,15 +115,20 @@ impl ImageStore for FilesystemStore {
     async fn put(&self, id: &ImageId, mut data: ByteStream) -> Result<u64, StoreError> {
         let temp = self.temp_path(id);
         let result = async {
-            let mut file =
-                tokio::fs::File::create(&temp).await.map_err(|e| StoreError::io(&temp, e))?;
+            let mut file = tokio::fs::File::create(&temp)
+                .await
+                .map_err(|e| StoreError::io(&temp, e))?;
             let mut size = 0u64;
             while let Some(chunk) = data.next().await {
                 let chunk = chunk.map_err(|e| StoreError::io(&temp, e))?;
-                file.write_all(&chunk).await.map_err(|e| StoreError::io(&temp, e))?;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| StoreError::io(&temp, e))?;
                 size += chunk.len() as u64;
             }
-            file.sync_all().await.map_err(|e| StoreError::io(&temp, e))?;
+            file.sync_all()
+                .await
+                .map_err(|e| StoreError::io(&temp, e))?;
             Ok(size)
         }
         .await;
@@ -135,18 +145,30 @@ impl ImageStore for FilesystemStore {
     }
 
     async fn put_file(&self, id: &ImageId, path: &Path) -> Result<u64, StoreError> {
-        let file = tokio::fs::File::open(path).await.map_err(|e| StoreError::io(path, e))?;
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| StoreError::io(path, e))?;
         file.sync_all().await.map_err(|e| StoreError::io(path, e))?;
-        let size = file.metadata().await.map_err(|e| StoreError::io(path, e))?.len();
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| StoreError::io(path, e))?
+            .len();
         drop(file);
         match self.commit(path, id).await {
             Ok(()) => Ok(size),
             // A file on another filesystem cannot be renamed here; copy it.
-            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::CrossesDevices => {
-                let file = tokio::fs::File::open(path).await.map_err(|e| StoreError::io(path, e))?;
+            Err(StoreError::Io { source, .. })
+                if source.kind() == io::ErrorKind::CrossesDevices =>
+            {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| StoreError::io(path, e))?;
                 let stream = tokio_util::io::ReaderStream::with_capacity(file, CHUNK_SIZE);
                 let size = self.put(id, Box::pin(stream)).await?;
-                tokio::fs::remove_file(path).await.map_err(|e| StoreError::io(path, e))?;
+                tokio::fs::remove_file(path)
+                    .await
+                    .map_err(|e| StoreError::io(path, e))?;
                 Ok(size)
             }
             Err(error) => Err(error),
@@ -172,9 +194,15 @@ impl ImageStore for FilesystemStore {
             Err(error) => return Err(StoreError::io(&path, error)),
         };
         let Some(range) = range else {
-            return Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(file, CHUNK_SIZE)));
+            return Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                file, CHUNK_SIZE,
+            )));
         };
-        let size = file.metadata().await.map_err(|e| StoreError::io(&path, e))?.len();
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| StoreError::io(&path, e))?
+            .len();
         if range.first > range.last || range.last >= size {
             return Err(StoreError::RangeOutside {
                 id: id.clone(),
@@ -183,9 +211,13 @@ impl ImageStore for FilesystemStore {
                 size,
             });
         }
-        file.seek(io::SeekFrom::Start(range.first)).await.map_err(|e| StoreError::io(&path, e))?;
+        file.seek(io::SeekFrom::Start(range.first))
+            .await
+            .map_err(|e| StoreError::io(&path, e))?;
         let limited = file.take(range.len());
-        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(limited, CHUNK_SIZE)))
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            limited, CHUNK_SIZE,
+        )))
     }
 
     async fn delete(&self, id: &ImageId) -> Result<(), StoreError> {
@@ -199,14 +231,23 @@ impl ImageStore for FilesystemStore {
 
     async fn list(&self) -> Result<Vec<ImageId>, StoreError> {
         let mut ids = Vec::new();
-        let mut entries =
-            tokio::fs::read_dir(&self.dir).await.map_err(|e| StoreError::io(&self.dir, e))?;
-        while let Some(entry) = entries.next_entry().await.map_err(|e| StoreError::io(&self.dir, e))? {
+        let mut entries = tokio::fs::read_dir(&self.dir)
+            .await
+            .map_err(|e| StoreError::io(&self.dir, e))?;
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| StoreError::io(&self.dir, e))?
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(TEMP_PREFIX) || !entry.file_type().await.is_ok_and(|t| t.is_file()) {
+            if name.starts_with(TEMP_PREFIX) || !entry.file_type().await.is_ok_and(|t| t.is_file())
+            {
                 continue;
             }
-            match name.strip_prefix("x-").and_then(|encoded| hex::decode(encoded).ok()) {
+            match name
+                .strip_prefix("x-")
+                .and_then(|encoded| hex::decode(encoded).ok())
+            {
                 Some(raw) => ids.push(ImageId::new(String::from_utf8_lossy(&raw).into_owned())),
                 None => ids.push(ImageId::new(name)),
             }
@@ -229,11 +270,15 @@ mod tests {
 
     async fn collect(stream: ByteStream) -> Vec<u8> {
         let chunks: Vec<_> = stream.collect().await;
-        chunks.into_iter().flat_map(|c| c.unwrap().to_vec()).collect()
+        chunks
+            .into_iter()
+            .flat_map(|c| c.unwrap().to_vec())
+            .collect()
     }
 
     fn chunks(parts: &[&'static [u8]]) -> ByteStream {
-        let items: Vec<io::Result<Bytes>> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        let items: Vec<io::Result<Bytes>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
         Box::pin(futures::stream::iter(items))
     }
 
@@ -242,10 +287,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FilesystemStore::open(dir.path()).unwrap();
         let id = ImageId::generate();
-        assert_eq!(store.put(&id, chunks(&[b"hello ", b"world"])).await.unwrap(), 11);
-        assert_eq!(collect(store.open(&id, None).await.unwrap()).await, b"hello world");
+        assert_eq!(
+            store
+                .put(&id, chunks(&[b"hello ", b"world"]))
+                .await
+                .unwrap(),
+            11
+        );
+        assert_eq!(
+            collect(store.open(&id, None).await.unwrap()).await,
+            b"hello world"
+        );
         let range = ByteRange { first: 6, last: 9 };
-        assert_eq!(collect(store.open(&id, Some(range)).await.unwrap()).await, b"worl");
+        assert_eq!(
+            collect(store.open(&id, Some(range)).await.unwrap()).await,
+            b"worl"
+        );
         assert_eq!(store.size(&id).await.unwrap(), Some(11));
         assert_eq!(store.list().await.unwrap(), vec![id]);
     }
@@ -256,8 +313,15 @@ mod tests {
         let store = FilesystemStore::open(dir.path()).unwrap();
         let id = ImageId::generate();
         store.put(&id, chunks(&[b"abc"])).await.unwrap();
-        let error = store.open(&id, Some(ByteRange { first: 1, last: 3 })).await.err().unwrap();
-        assert!(matches!(error, StoreError::RangeOutside { size: 3, .. }), "{error}");
+        let error = store
+            .open(&id, Some(ByteRange { first: 1, last: 3 }))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(error, StoreError::RangeOutside { size: 3, .. }),
+            "{error}"
+        );
     }
 
     #[tokio::test]
@@ -265,9 +329,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FilesystemStore::open(dir.path()).unwrap();
         let id = ImageId::generate();
-        let items: Vec<io::Result<Bytes>> =
-            vec![Ok(Bytes::from_static(b"abc")), Err(io::Error::other("client went away"))];
-        assert!(store.put(&id, Box::pin(futures::stream::iter(items))).await.is_err());
+        let items: Vec<io::Result<Bytes>> = vec![
+            Ok(Bytes::from_static(b"abc")),
+            Err(io::Error::other("client went away")),
+        ];
+        assert!(store
+            .put(&id, Box::pin(futures::stream::iter(items)))
+            .await
+            .is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         assert_eq!(store.size(&id).await.unwrap(), None);
     }

@@ -34,7 +34,9 @@ impl MemoryStore {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ImageId, Bytes>> {
         // A panic while holding the lock cannot leave the map half-updated:
         // every critical section is one insert, remove or clone.
-        self.data.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.data
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -43,7 +45,10 @@ impl ImageStore for MemoryStore {
     async fn put(&self, id: &ImageId, mut data: ByteStream) -> Result<u64, StoreError> {
         let mut buffer = Vec::new();
         while let Some(chunk) = data.next().await {
-            let chunk = chunk.map_err(|e| StoreError::Io { path: format!("memory:{id}"), source: e })?;
+            let chunk = chunk.map_err(|e| StoreError::Io {
+                path: format!("memory:{id}"),
+                source: e,
+            })?;
             buffer.extend_from_slice(&chunk);
         }
         if self.fail_writes.load(Ordering::SeqCst) {
@@ -62,7 +67,11 @@ impl ImageStore for MemoryStore {
     }
 
     async fn open(&self, id: &ImageId, range: Option<ByteRange>) -> Result<ByteStream, StoreError> {
-        let data = self.map().get(id).cloned().ok_or_else(|| StoreError::NotFound { id: id.clone() })?;
+        let data = self
+            .map()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound { id: id.clone() })?;
         let data = match range {
             None => data,
             Some(range) if range.first <= range.last && range.last < data.len() as u64 => {

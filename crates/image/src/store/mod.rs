@@ -48,7 +48,12 @@ pub enum StoreError {
     #[error("no data is stored for image {id}")]
     NotFound { id: ImageId },
     #[error("byte range {first}-{last} is outside the {size} bytes stored for image {id}")]
-    RangeOutside { id: ImageId, first: u64, last: u64, size: u64 },
+    RangeOutside {
+        id: ImageId,
+        first: u64,
+        last: u64,
+        size: u64,
+    },
     #[error("image store I/O failed on {path}")]
     Io {
         path: String,
@@ -59,7 +64,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn io(path: &Path, source: io::Error) -> Self {
-        StoreError::Io { path: path.display().to_string(), source }
+        StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 }
 
@@ -77,10 +85,14 @@ pub trait ImageStore: Send + Sync + 'static {
     /// Stores the local file at `path` as the data of `id` and removes the
     /// file. Stores on the same filesystem override this to rename the file.
     async fn put_file(&self, id: &ImageId, path: &Path) -> Result<u64, StoreError> {
-        let file = tokio::fs::File::open(path).await.map_err(|e| StoreError::io(path, e))?;
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| StoreError::io(path, e))?;
         let stream = tokio_util::io::ReaderStream::with_capacity(file, CHUNK_SIZE);
         let size = self.put(id, Box::pin(stream)).await?;
-        tokio::fs::remove_file(path).await.map_err(|e| StoreError::io(path, e))?;
+        tokio::fs::remove_file(path)
+            .await
+            .map_err(|e| StoreError::io(path, e))?;
         Ok(size)
     }
 

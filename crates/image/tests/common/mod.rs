@@ -61,7 +61,17 @@ impl Cloud {
         let admin = identity.admin_token().await;
         let (demo_project, demo) = project_member(&identity, &admin, "demo", "dan").await;
         let (alt_project, alt) = project_member(&identity, &admin, "alt", "alice").await;
-        Cloud { identity, service, router, data_dir, admin, demo, demo_project, alt, alt_project }
+        Cloud {
+            identity,
+            service,
+            router,
+            data_dir,
+            admin,
+            demo,
+            demo_project,
+            alt,
+            alt_project,
+        }
     }
 
     /// Reopens the image service on the same database and data directory,
@@ -72,9 +82,16 @@ impl Cloud {
     }
 
     pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Reply {
-        let content_type = if method == "PATCH" { PATCH_TYPE } else { "application/json" };
+        let content_type = if method == "PATCH" {
+            PATCH_TYPE
+        } else {
+            "application/json"
+        };
         let (bytes, headers) = match body {
-            Some(body) => (body.to_string().into_bytes(), vec![("content-type", content_type)]),
+            Some(body) => (
+                body.to_string().into_bytes(),
+                vec![("content-type", content_type)],
+            ),
             None => (Vec::new(), vec![]),
         };
         self.send(method, path, Some(token), bytes, &headers).await
@@ -89,7 +106,8 @@ impl Cloud {
         body: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        self.send_body(method, path, token, Body::from(body), headers).await
+        self.send_body(method, path, token, Body::from(body), headers)
+            .await
     }
 
     /// Sends a request with any body, such as a stream that fails.
@@ -101,7 +119,10 @@ impl Cloud {
         body: Body,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut request = Request::builder().method(method).uri(path).header("accept", "application/json");
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("accept", "application/json");
         if let Some(token) = token {
             request = request.header("x-auth-token", token);
         }
@@ -109,29 +130,57 @@ impl Cloud {
             request = request.header(*name, *value);
         }
         let request = request.body(body).expect("request");
-        let response = self.router.clone().oneshot(request).await.expect("response");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("response");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body").to_vec();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body")
+            .to_vec();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, bytes, body }
+        Reply {
+            status,
+            headers,
+            bytes,
+            body,
+        }
     }
 
     /// Creates an image and returns its JSON, asserting 201.
     pub async fn create(&self, token: &str, body: Value) -> Value {
-        let reply = self.call("POST", "/image/v2/images", token, Some(body)).await;
-        assert_eq!(reply.status, StatusCode::CREATED, "create failed: {}", reply.body);
+        let reply = self
+            .call("POST", "/image/v2/images", token, Some(body))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "create failed: {}",
+            reply.body
+        );
         reply.body
     }
 
     /// Uploads `data` as the image's file.
     pub async fn upload(&self, token: &str, id: &str, data: Vec<u8>) -> Reply {
         let path = format!("/image/v2/images/{id}/file");
-        self.send("PUT", &path, Some(token), data, &[("content-type", "application/octet-stream")]).await
+        self.send(
+            "PUT",
+            &path,
+            Some(token),
+            data,
+            &[("content-type", "application/octet-stream")],
+        )
+        .await
     }
 
     pub async fn show(&self, token: &str, id: &str) -> Reply {
-        self.call("GET", &format!("/image/v2/images/{id}"), token, None).await
+        self.call("GET", &format!("/image/v2/images/{id}"), token, None)
+            .await
     }
 
     /// Returns the files in the image store directory and its incoming and
@@ -168,21 +217,40 @@ fn router_for(identity: &TestIdentity, service: Arc<ImageService>) -> Router {
 
 /// Creates a project and a user with the `member` role on it, and returns
 /// the project id and a token of the user.
-async fn project_member(identity: &TestIdentity, admin: &str, project: &str, user: &str) -> (String, String) {
+async fn project_member(
+    identity: &TestIdentity,
+    admin: &str,
+    project: &str,
+    user: &str,
+) -> (String, String) {
     let reply = identity
-        .call("POST", "/v3/projects", Some(admin), Some(json!({"project": {"name": project, "domain_id": "default"}})))
+        .call(
+            "POST",
+            "/v3/projects",
+            Some(admin),
+            Some(json!({"project": {"name": project, "domain_id": "default"}})),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let project_id = reply.body["project"]["id"].as_str().unwrap().to_owned();
     let password = "secret-password";
     let reply = identity
-        .call("POST", "/v3/users", Some(admin),
-              Some(json!({"user": {"name": user, "password": password, "domain_id": "default"}})))
+        .call(
+            "POST",
+            "/v3/users",
+            Some(admin),
+            Some(json!({"user": {"name": user, "password": password, "domain_id": "default"}})),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let user_id = reply.body["user"]["id"].as_str().unwrap().to_owned();
-    let roles = identity.call("GET", "/v3/roles?name=member", Some(admin), None).await;
-    let role_id = roles.body["roles"][0]["id"].as_str().expect("member role").to_owned();
+    let roles = identity
+        .call("GET", "/v3/roles?name=member", Some(admin), None)
+        .await;
+    let role_id = roles.body["roles"][0]["id"]
+        .as_str()
+        .expect("member role")
+        .to_owned();
     let path = format!("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}");
     let reply = identity.call("PUT", &path, Some(admin), None).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
@@ -204,6 +272,10 @@ pub fn qemu_img_create(dir: &std::path::Path, name: &str, options: &[&str]) -> V
         .current_dir(dir)
         .output()
         .expect("qemu-img must be installed (apt-get install qemu-utils)");
-    assert!(output.status.success(), "qemu-img {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     std::fs::read(&path).unwrap()
 }

@@ -74,9 +74,15 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     // Neutron filters lists by policy: a caller who may not see agents
     // gets an empty list, not a 403.
-    let visible = caller.authorize(&state.policy, "get_agent", &json!({})).is_ok();
+    let visible = caller
+        .authorize(&state.policy, "get_agent", &json!({}))
+        .is_ok();
     let query = ListQuery::parse(pairs, SORTABLE)?;
-    let agents = if visible { db::agents::list(state.pool()).await.map_err(db_error)? } else { Vec::new() };
+    let agents = if visible {
+        db::agents::list(state.pool()).await.map_err(db_error)?
+    } else {
+        Vec::new()
+    };
     let items: Vec<Value> = agents.iter().map(|agent| render(&state, agent)).collect();
     Ok(Json(query.respond(
         "agents",

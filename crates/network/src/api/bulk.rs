@@ -57,7 +57,9 @@ where
             Ok((_, Json(mut body))) => created.push(body[singular].take()),
             Err(error) => {
                 for resource in created.iter().rev() {
-                    let Some(id) = resource["id"].as_str() else { continue };
+                    let Some(id) = resource["id"].as_str() else {
+                        continue;
+                    };
                     if let Err(cleanup) = delete_one(id.to_owned()).await {
                         tracing::warn!(resource = singular, id, error = %cleanup.message,
                                        "cannot delete a resource of a failed bulk create");

@@ -9,7 +9,9 @@ use super::db_error;
 use super::port_input::IpRequest;
 use super::ports::{self, UNBOUND};
 use crate::db;
-use crate::model::{now, Binding, Network, Port, PortId, ProjectId, ROUTER_GATEWAY, ROUTER_INTERFACE};
+use crate::model::{
+    now, Binding, Network, Port, PortId, ProjectId, ROUTER_GATEWAY, ROUTER_INTERFACE,
+};
 use crate::NetworkService;
 
 /// The port to create: its owner, device and wanted addresses.

@@ -51,7 +51,10 @@ impl GlanceBackend {
 }
 
 fn context_of(caller: &AuthContext) -> RequestContext {
-    RequestContext { request_id: String::new(), auth: Arc::new(caller.clone()) }
+    RequestContext {
+        request_id: String::new(),
+        auth: Arc::new(caller.clone()),
+    }
 }
 
 /// Keeps Glance's 403 apart, because compute's proxy returns its own 403.
@@ -69,8 +72,15 @@ const PROXY_MAX_LIMIT: usize = 100_000;
 
 #[async_trait::async_trait]
 impl ImageApi for GlanceBackend {
-    async fn get_image(&self, caller: &AuthContext, id: &str) -> Result<Option<ImageInfo>, ExternalError> {
-        let context = RequestContext { request_id: String::new(), auth: Arc::new(caller.clone()) };
+    async fn get_image(
+        &self,
+        caller: &AuthContext,
+        id: &str,
+    ) -> Result<Option<ImageInfo>, ExternalError> {
+        let context = RequestContext {
+            request_id: String::new(),
+            auth: Arc::new(caller.clone()),
+        };
         let caller = Caller::new(&self.images.policy, &context);
         match oxstack_image::ops::find_visible(&self.images, &caller, &ImageId::new(id)).await {
             Ok(visible) => Ok(Some(self.info(visible.image))),
@@ -88,18 +98,30 @@ impl ImageApi for GlanceBackend {
             .map(|image| self.info(image)))
     }
 
-    async fn list_images(&self, caller: &AuthContext, query: &[(String, String)]) -> Result<Vec<ImageInfo>, ExternalError> {
+    async fn list_images(
+        &self,
+        caller: &AuthContext,
+        query: &[(String, String)],
+    ) -> Result<Vec<ImageInfo>, ExternalError> {
         let context = context_of(caller);
         let caller = self.caller(&context);
         let query = ListQuery::parse(query, PROXY_MAX_LIMIT, PROXY_MAX_LIMIT).map_err(external)?;
-        let page = oxstack_image::ops::list::list(&self.images, &caller, &query).await.map_err(external)?;
-        Ok(page.images.into_iter().map(|image| self.info(image)).collect())
+        let page = oxstack_image::ops::list::list(&self.images, &caller, &query)
+            .await
+            .map_err(external)?;
+        Ok(page
+            .images
+            .into_iter()
+            .map(|image| self.info(image))
+            .collect())
     }
 
     async fn delete_image(&self, caller: &AuthContext, id: &str) -> Result<(), ImageChangeError> {
         let context = context_of(caller);
         let caller = self.caller(&context);
-        oxstack_image::ops::images::delete(&self.images, &caller, &ImageId::new(id)).await.map_err(change_error)
+        oxstack_image::ops::images::delete(&self.images, &caller, &ImageId::new(id))
+            .await
+            .map_err(change_error)
     }
 
     async fn replace_image_properties(
@@ -118,8 +140,17 @@ impl ImageApi for GlanceBackend {
         // One PATCH: remove the properties not kept, then add or replace
         // the others, so the change is all or nothing.
         let mut changes = Vec::new();
-        for name in current.properties.keys().filter(|name| !properties.contains_key(*name)) {
-            changes.push(Change { op: PatchOp::Remove, path: vec![name.clone()], value: None, strict_add: false });
+        for name in current
+            .properties
+            .keys()
+            .filter(|name| !properties.contains_key(*name))
+        {
+            changes.push(Change {
+                op: PatchOp::Remove,
+                path: vec![name.clone()],
+                value: None,
+                strict_add: false,
+            });
         }
         for (name, value) in properties {
             if current.properties.get(name) != Some(value) {
@@ -148,9 +179,14 @@ mod tests {
     async fn image_service(dir: &std::path::Path) -> Arc<ImageService> {
         let url = format!("sqlite://{}/images.db", dir.display());
         let store = oxstack_store::Store::connect(&url).await.unwrap();
-        let service = ImageService::open(store, ImageConfig::default(), dir, "http://127.0.0.1:5000".into())
-            .await
-            .unwrap();
+        let service = ImageService::open(
+            store,
+            ImageConfig::default(),
+            dir,
+            "http://127.0.0.1:5000".into(),
+        )
+        .await
+        .unwrap();
         Arc::new(service)
     }
 
@@ -160,23 +196,52 @@ mod tests {
         let images = image_service(dir.path()).await;
         let file = dir.path().join("disk.raw");
         std::fs::write(&file, vec![0u8; 4096]).unwrap();
-        let id = images.register_image(&file, "disk", "raw", "p1", Visibility::Private).await.unwrap();
+        let id = images
+            .register_image(&file, "disk", "raw", "p1", Visibility::Private)
+            .await
+            .unwrap();
         let backend = GlanceBackend::new(images.clone());
 
-        let seen = backend.get_image(&member_of("p1"), id.as_str()).await.unwrap().unwrap();
+        let seen = backend
+            .get_image(&member_of("p1"), id.as_str())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(seen.status, "active");
         assert_eq!(seen.name.as_deref(), Some("disk"));
         assert_eq!(seen.disk_format.as_deref(), Some("raw"));
         assert_eq!(seen.size, Some(4096));
-        let path = seen.path.expect("an active image in the filesystem store has a path");
-        assert_eq!(std::fs::read(&path).unwrap().len(), 4096, "{}", path.display());
+        let path = seen
+            .path
+            .expect("an active image in the filesystem store has a path");
+        assert_eq!(
+            std::fs::read(&path).unwrap().len(),
+            4096,
+            "{}",
+            path.display()
+        );
 
-        assert!(backend.get_image(&member_of("p2"), id.as_str()).await.unwrap().is_none(), "another project's private image");
-        assert!(backend.get_image(&member_of("p1"), "no-such-image").await.unwrap().is_none());
+        assert!(
+            backend
+                .get_image(&member_of("p2"), id.as_str())
+                .await
+                .unwrap()
+                .is_none(),
+            "another project's private image"
+        );
+        assert!(backend
+            .get_image(&member_of("p1"), "no-such-image")
+            .await
+            .unwrap()
+            .is_none());
 
         let for_host = backend.image_for_host(id.as_str()).await.unwrap().unwrap();
         assert_eq!(for_host.path, Some(path));
-        assert!(backend.image_for_host("no-such-image").await.unwrap().is_none());
+        assert!(backend
+            .image_for_host("no-such-image")
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
@@ -185,7 +250,10 @@ mod tests {
         let images = image_service(dir.path()).await;
         let file = dir.path().join("disk.raw");
         std::fs::write(&file, vec![0u8; 4096]).unwrap();
-        let id = images.register_image(&file, "disk", "raw", "p1", Visibility::Private).await.unwrap();
+        let id = images
+            .register_image(&file, "disk", "raw", "p1", Visibility::Private)
+            .await
+            .unwrap();
         let backend = GlanceBackend::new(images.clone());
         let owner = member_of("p1");
 
@@ -193,21 +261,52 @@ mod tests {
         let listed = backend.list_images(&owner, &query).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert!(listed[0].created_at > 0);
-        assert!(backend.list_images(&member_of("p2"), &query).await.unwrap().is_empty(), "private to p1");
+        assert!(
+            backend
+                .list_images(&member_of("p2"), &query)
+                .await
+                .unwrap()
+                .is_empty(),
+            "private to p1"
+        );
         let bad_marker = vec![("marker".to_owned(), "no-such-image".to_owned())];
         assert!(backend.list_images(&owner, &bad_marker).await.is_err());
 
-        let first: BTreeMap<String, String> = [("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())].into();
-        let changed = backend.replace_image_properties(&owner, id.as_str(), &first).await.unwrap();
+        let first: BTreeMap<String, String> = [
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "2".to_owned()),
+        ]
+        .into();
+        let changed = backend
+            .replace_image_properties(&owner, id.as_str(), &first)
+            .await
+            .unwrap();
         assert_eq!(changed.properties.get("a").map(String::as_str), Some("1"));
         let second: BTreeMap<String, String> = [("b".to_owned(), "3".to_owned())].into();
-        let changed = backend.replace_image_properties(&owner, id.as_str(), &second).await.unwrap();
-        assert!(!changed.properties.contains_key("a"), "a was removed: {:?}", changed.properties);
+        let changed = backend
+            .replace_image_properties(&owner, id.as_str(), &second)
+            .await
+            .unwrap();
+        assert!(
+            !changed.properties.contains_key("a"),
+            "a was removed: {:?}",
+            changed.properties
+        );
         assert_eq!(changed.properties.get("b").map(String::as_str), Some("3"));
 
-        let hidden = backend.delete_image(&member_of("p2"), id.as_str()).await.unwrap_err();
-        assert!(matches!(hidden, ImageChangeError::Other(ref e) if e.kind == oxstack_compute::external::ExternalErrorKind::NotFound), "{hidden:?}");
+        let hidden = backend
+            .delete_image(&member_of("p2"), id.as_str())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(hidden, ImageChangeError::Other(ref e) if e.kind == oxstack_compute::external::ExternalErrorKind::NotFound),
+            "{hidden:?}"
+        );
         backend.delete_image(&owner, id.as_str()).await.unwrap();
-        assert!(backend.get_image(&owner, id.as_str()).await.unwrap().is_none());
+        assert!(backend
+            .get_image(&owner, id.as_str())
+            .await
+            .unwrap()
+            .is_none());
     }
 }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use oxstack_compute::external::{
-    ExternalError, ExternalErrorKind, FixedIp, NetworkApi, NetworkInfo, PortInfo, PortRequest, SecurityGroupInfo,
-    SecurityGroupRuleInfo,
+    ExternalError, ExternalErrorKind, FixedIp, NetworkApi, NetworkInfo, PortInfo, PortRequest,
+    SecurityGroupInfo, SecurityGroupRuleInfo,
 };
 use oxstack_core::AuthContext;
 use oxstack_network::binding::BindingFailure;
@@ -56,7 +56,10 @@ impl NeutronBackend {
             .ok_or_else(|| {
                 ExternalError::new(
                     ExternalErrorKind::NotFound,
-                    format!("Network {} of port {} could not be found.", port.network_id, port.id),
+                    format!(
+                        "Network {} of port {} could not be found.",
+                        port.network_id, port.id
+                    ),
                 )
             })?;
         let subnets: HashMap<&SubnetId, &Subnet> = subnets.iter().map(|s| (&s.id, s)).collect();
@@ -101,14 +104,23 @@ impl NeutronBackend {
             device_id: port.device_id,
             device_owner: port.device_owner,
             status: port.status,
-            security_group_ids: port.security_groups.iter().map(|id| id.to_string()).collect(),
+            security_group_ids: port
+                .security_groups
+                .iter()
+                .map(|id| id.to_string())
+                .collect(),
             binding_host: port.binding.host_id,
             vif_type: port.binding.vif_type,
         })
     }
 
     async fn load_port(&self, port_id: &PortId) -> Result<PortInfo, ExternalError> {
-        let port = self.networks.get_port(port_id).await.map_err(external)?.ok_or_else(|| port_not_found(port_id))?;
+        let port = self
+            .networks
+            .get_port(port_id)
+            .await
+            .map_err(external)?
+            .ok_or_else(|| port_not_found(port_id))?;
         self.port_info(port).await
     }
 }
@@ -118,21 +130,39 @@ fn mtu(network: &Network) -> u32 {
 }
 
 fn port_not_found(id: &PortId) -> ExternalError {
-    ExternalError::new(ExternalErrorKind::NotFound, format!("Port {id} could not be found."))
+    ExternalError::new(
+        ExternalErrorKind::NotFound,
+        format!("Port {id} could not be found."),
+    )
 }
 
 #[async_trait::async_trait]
 impl NetworkApi for NeutronBackend {
-    async fn get_network(&self, caller: &AuthContext, id: &str) -> Result<Option<NetworkInfo>, ExternalError> {
-        let network = self.networks.visible_network(caller, &NetworkId::new(id)).await.map_err(external)?;
+    async fn get_network(
+        &self,
+        caller: &AuthContext,
+        id: &str,
+    ) -> Result<Option<NetworkInfo>, ExternalError> {
+        let network = self
+            .networks
+            .visible_network(caller, &NetworkId::new(id))
+            .await
+            .map_err(external)?;
         match network {
             Some(network) => Ok(Some(self.network_info(&network).await?)),
             None => Ok(None),
         }
     }
 
-    async fn available_networks(&self, caller: &AuthContext) -> Result<Vec<NetworkInfo>, ExternalError> {
-        let networks = self.networks.bootable_networks(caller).await.map_err(external)?;
+    async fn available_networks(
+        &self,
+        caller: &AuthContext,
+    ) -> Result<Vec<NetworkInfo>, ExternalError> {
+        let networks = self
+            .networks
+            .bootable_networks(caller)
+            .await
+            .map_err(external)?;
         let mut infos = Vec::with_capacity(networks.len());
         for network in &networks {
             infos.push(self.network_info(network).await?);
@@ -140,18 +170,30 @@ impl NetworkApi for NeutronBackend {
         Ok(infos)
     }
 
-    async fn security_group_ids(&self, caller: &AuthContext, names: &[String]) -> Result<Vec<String>, ExternalError> {
+    async fn security_group_ids(
+        &self,
+        caller: &AuthContext,
+        names: &[String],
+    ) -> Result<Vec<String>, ExternalError> {
         let Some(project_id) = caller.project_id.as_deref() else {
             return Err(ExternalError::new(
                 ExternalErrorKind::BadRequest,
                 "Security groups are looked up in the caller's project; use a project-scoped token.",
             ));
         };
-        let ids = self.networks.resolve_security_groups(project_id, names).await.map_err(external)?;
+        let ids = self
+            .networks
+            .resolve_security_groups(project_id, names)
+            .await
+            .map_err(external)?;
         Ok(ids.into_iter().map(|id| id.to_string()).collect())
     }
 
-    async fn set_port_security_groups(&self, port_id: &str, group_ids: &[String]) -> Result<PortInfo, ExternalError> {
+    async fn set_port_security_groups(
+        &self,
+        port_id: &str,
+        group_ids: &[String],
+    ) -> Result<PortInfo, ExternalError> {
         let ids: Vec<SecurityGroupId> = group_ids.iter().map(SecurityGroupId::new).collect();
         let port = self
             .networks
@@ -161,18 +203,32 @@ impl NetworkApi for NeutronBackend {
         self.port_info(port).await
     }
 
-    async fn security_group_names(&self, group_ids: &[String]) -> Result<Vec<String>, ExternalError> {
+    async fn security_group_names(
+        &self,
+        group_ids: &[String],
+    ) -> Result<Vec<String>, ExternalError> {
         let ids: Vec<SecurityGroupId> = group_ids.iter().map(SecurityGroupId::new).collect();
-        let names = self.networks.security_group_names(&ids).await.map_err(external)?;
+        let names = self
+            .networks
+            .security_group_names(&ids)
+            .await
+            .map_err(external)?;
         Ok(ids
             .iter()
             .map(|id| names.get(id).cloned().unwrap_or_else(|| id.to_string()))
             .collect())
     }
 
-    async fn security_groups(&self, group_ids: &[String]) -> Result<Vec<SecurityGroupInfo>, ExternalError> {
+    async fn security_groups(
+        &self,
+        group_ids: &[String],
+    ) -> Result<Vec<SecurityGroupInfo>, ExternalError> {
         let ids: Vec<SecurityGroupId> = group_ids.iter().map(SecurityGroupId::new).collect();
-        let groups = self.networks.security_groups_with_rules(&ids).await.map_err(external)?;
+        let groups = self
+            .networks
+            .security_groups_with_rules(&ids)
+            .await
+            .map_err(external)?;
         Ok(groups
             .into_iter()
             .map(|(group, rules)| SecurityGroupInfo {
@@ -196,8 +252,17 @@ impl NetworkApi for NeutronBackend {
             .collect())
     }
 
-    async fn get_port(&self, caller: &AuthContext, id: &str) -> Result<Option<PortInfo>, ExternalError> {
-        match self.networks.visible_port(caller, &PortId::new(id)).await.map_err(external)? {
+    async fn get_port(
+        &self,
+        caller: &AuthContext,
+        id: &str,
+    ) -> Result<Option<PortInfo>, ExternalError> {
+        match self
+            .networks
+            .visible_port(caller, &PortId::new(id))
+            .await
+            .map_err(external)?
+        {
             Some(port) => Ok(Some(self.port_info(port).await?)),
             None => Ok(None),
         }
@@ -212,11 +277,20 @@ impl NetworkApi for NeutronBackend {
             device_id: request.device_id.clone(),
             device_owner: request.device_owner.clone(),
         };
-        let port = self.networks.create_device_port(&device_port).await.map_err(external)?;
+        let port = self
+            .networks
+            .create_device_port(&device_port)
+            .await
+            .map_err(external)?;
         self.port_info(port).await
     }
 
-    async fn claim_port(&self, port_id: &str, device_id: &str, device_owner: &str) -> Result<PortInfo, ExternalError> {
+    async fn claim_port(
+        &self,
+        port_id: &str,
+        device_id: &str,
+        device_owner: &str,
+    ) -> Result<PortInfo, ExternalError> {
         let port = self
             .networks
             .claim_port(&PortId::new(port_id), device_id, device_owner)
@@ -230,9 +304,12 @@ impl NetworkApi for NeutronBackend {
         match self.networks.bind_port(&id, host).await {
             Ok(_) => self.load_port(&id).await,
             Err(BindingFailure::PortNotFound(id)) => Err(port_not_found(&id)),
-            Err(failure @ (BindingFailure::Unbindable { .. } | BindingFailure::Conflict { .. })) => {
-                Err(ExternalError::new(ExternalErrorKind::Conflict, failure.to_string()))
-            }
+            Err(
+                failure @ (BindingFailure::Unbindable { .. } | BindingFailure::Conflict { .. }),
+            ) => Err(ExternalError::new(
+                ExternalErrorKind::Conflict,
+                failure.to_string(),
+            )),
             Err(failure @ BindingFailure::Database(_)) => {
                 tracing::error!(port_id, host, error = %failure, "binding the port failed");
                 Err(ExternalError::new(
@@ -244,17 +321,27 @@ impl NetworkApi for NeutronBackend {
     }
 
     async fn release_port(&self, port_id: &str) -> Result<(), ExternalError> {
-        self.networks.release_port(&PortId::new(port_id)).await.map_err(external)?;
+        self.networks
+            .release_port(&PortId::new(port_id))
+            .await
+            .map_err(external)?;
         Ok(())
     }
 
     async fn delete_port(&self, port_id: &str) -> Result<(), ExternalError> {
-        self.networks.delete_device_port(&PortId::new(port_id)).await.map_err(external)?;
+        self.networks
+            .delete_device_port(&PortId::new(port_id))
+            .await
+            .map_err(external)?;
         Ok(())
     }
 
     async fn ports_for_device(&self, device_id: &str) -> Result<Vec<PortInfo>, ExternalError> {
-        let ports = self.networks.ports_of_device(device_id).await.map_err(external)?;
+        let ports = self
+            .networks
+            .ports_of_device(device_id)
+            .await
+            .map_err(external)?;
         let mut infos = Vec::with_capacity(ports.len());
         for port in ports {
             infos.push(self.port_info(port).await?);
@@ -262,7 +349,11 @@ impl NetworkApi for NeutronBackend {
         Ok(infos)
     }
 
-    async fn port_by_ip(&self, network_id: &str, ip: &str) -> Result<Option<PortInfo>, ExternalError> {
+    async fn port_by_ip(
+        &self,
+        network_id: &str,
+        ip: &str,
+    ) -> Result<Option<PortInfo>, ExternalError> {
         let Ok(address) = ip.parse::<std::net::IpAddr>() else {
             return Ok(None);
         };
@@ -278,9 +369,16 @@ impl NetworkApi for NeutronBackend {
     }
 
     async fn router_network_ids(&self, router_id: &str) -> Result<Vec<String>, ExternalError> {
-        let ports = self.networks.ports_of_device(router_id).await.map_err(external)?;
+        let ports = self
+            .networks
+            .ports_of_device(router_id)
+            .await
+            .map_err(external)?;
         let mut ids: Vec<String> = Vec::new();
-        for port in ports.iter().filter(|port| port.device_owner.starts_with(ROUTER_INTERFACE)) {
+        for port in ports
+            .iter()
+            .filter(|port| port.device_owner.starts_with(ROUTER_INTERFACE))
+        {
             let id = port.network_id.to_string();
             if !ids.contains(&id) {
                 ids.push(id);
@@ -315,7 +413,10 @@ mod tests {
         let (network_id, subnet_id) = cloud.network("p1", "net1", "10.9.0.0/24", json!({})).await;
         let backend = NeutronBackend::new(cloud.service.clone());
 
-        let port = backend.create_port(&request("p1", &network_id, "server-1")).await.unwrap();
+        let port = backend
+            .create_port(&request("p1", &network_id, "server-1"))
+            .await
+            .unwrap();
         assert_eq!(port.network_name, "net1");
         assert_eq!(port.mtu, 1450, "a VXLAN network's MTU");
         assert_eq!(port.project_id, "p1");
@@ -334,8 +435,18 @@ mod tests {
         // network service's message, which says what to start.
         let failed = backend.bind_port(&port.id, "node-9").await.unwrap_err();
         assert_eq!(failed.kind, ExternalErrorKind::Conflict);
-        assert!(failed.message.contains("Binding failed for port"), "{}", failed.message);
-        assert!(failed.message.contains("no network agent has reported from node-9"), "{}", failed.message);
+        assert!(
+            failed.message.contains("Binding failed for port"),
+            "{}",
+            failed.message
+        );
+        assert!(
+            failed
+                .message
+                .contains("no network agent has reported from node-9"),
+            "{}",
+            failed.message
+        );
 
         let agent = AgentConfig {
             tunneling_ip: Some("192.0.2.1".into()),
@@ -351,14 +462,30 @@ mod tests {
         let listed = backend.ports_for_device("server-1").await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].id, port.id);
-        let by_ip = backend.port_by_ip(&network_id, "10.9.0.2").await.unwrap().unwrap();
+        let by_ip = backend
+            .port_by_ip(&network_id, "10.9.0.2")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(by_ip.id, port.id);
-        assert!(backend.port_by_ip(&network_id, "10.9.0.99").await.unwrap().is_none());
-        assert!(backend.port_by_ip(&network_id, "not-an-address").await.unwrap().is_none());
+        assert!(backend
+            .port_by_ip(&network_id, "10.9.0.99")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(backend
+            .port_by_ip(&network_id, "not-an-address")
+            .await
+            .unwrap()
+            .is_none());
 
         backend.delete_port(&port.id).await.unwrap();
         backend.delete_port(&port.id).await.unwrap();
-        assert!(backend.ports_for_device("server-1").await.unwrap().is_empty());
+        assert!(backend
+            .ports_for_device("server-1")
+            .await
+            .unwrap()
+            .is_empty());
         let missing = backend.bind_port(&port.id, "node-9").await.unwrap_err();
         assert_eq!(missing.kind, ExternalErrorKind::NotFound);
     }
@@ -377,14 +504,29 @@ mod tests {
         assert_eq!(taken.kind, ExternalErrorKind::Conflict, "{}", taken.message);
         requested.fixed_ip = Some("10.10.0.1".to_owned());
         let outside = backend.create_port(&requested).await.unwrap_err();
-        assert_eq!(outside.kind, ExternalErrorKind::BadRequest, "{}", outside.message);
+        assert_eq!(
+            outside.kind,
+            ExternalErrorKind::BadRequest,
+            "{}",
+            outside.message
+        );
 
-        let claimed = backend.claim_port(&port.id, "server-1", "compute:nova").await.unwrap();
+        let claimed = backend
+            .claim_port(&port.id, "server-1", "compute:nova")
+            .await
+            .unwrap();
         assert_eq!(claimed.device_id, "server-1");
-        let in_use = backend.claim_port(&port.id, "server-2", "compute:nova").await.unwrap_err();
+        let in_use = backend
+            .claim_port(&port.id, "server-2", "compute:nova")
+            .await
+            .unwrap_err();
         assert_eq!(in_use.kind, ExternalErrorKind::Conflict);
         backend.release_port(&port.id).await.unwrap();
-        let released = backend.get_port(&member_of("p1"), &port.id).await.unwrap().unwrap();
+        let released = backend
+            .get_port(&member_of("p1"), &port.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(released.device_id, "");
         assert_eq!(released.binding_host, "");
     }
@@ -393,35 +535,91 @@ mod tests {
     async fn visibility_follows_the_caller() {
         let cloud = TestNetworks::start(Default::default()).await;
         let (own, _) = cloud.network("p1", "own", "10.1.0.0/24", json!({})).await;
-        let (shared, _) = cloud.network("p2", "shared", "10.2.0.0/24", json!({"shared": true})).await;
+        let (shared, _) = cloud
+            .network("p2", "shared", "10.2.0.0/24", json!({"shared": true}))
+            .await;
         let (other, _) = cloud.network("p2", "other", "10.3.0.0/24", json!({})).await;
         let (external, _) = cloud
             .network("p2", "ext", "10.4.0.0/24", json!({"router:external": true}))
             .await;
-        let empty = cloud.admin.create("networks", "network", json!({"name": "empty", "project_id": "p1"})).await.unwrap();
+        let empty = cloud
+            .admin
+            .create(
+                "networks",
+                "network",
+                json!({"name": "empty", "project_id": "p1"}),
+            )
+            .await
+            .unwrap();
         let backend = NeutronBackend::new(cloud.service.clone());
         let caller = member_of("p1");
 
         let seen = backend.get_network(&caller, &own).await.unwrap().unwrap();
         assert!(seen.has_subnets);
         assert_eq!(seen.mtu, 1450);
-        assert!(!backend.get_network(&caller, &empty).await.unwrap().unwrap().has_subnets);
-        assert!(backend.get_network(&caller, &shared).await.unwrap().is_some());
-        assert!(backend.get_network(&caller, &other).await.unwrap().is_none(), "another project's network");
-        assert!(backend.get_network(&caller, &external).await.unwrap().unwrap().external);
+        assert!(
+            !backend
+                .get_network(&caller, &empty)
+                .await
+                .unwrap()
+                .unwrap()
+                .has_subnets
+        );
+        assert!(backend
+            .get_network(&caller, &shared)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(
+            backend
+                .get_network(&caller, &other)
+                .await
+                .unwrap()
+                .is_none(),
+            "another project's network"
+        );
+        assert!(
+            backend
+                .get_network(&caller, &external)
+                .await
+                .unwrap()
+                .unwrap()
+                .external
+        );
 
-        let mut available: Vec<String> =
-            backend.available_networks(&caller).await.unwrap().into_iter().map(|n| n.name).collect();
+        let mut available: Vec<String> = backend
+            .available_networks(&caller)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
         available.sort();
         assert_eq!(available, ["empty", "own", "shared"]);
 
-        let port = backend.create_port(&request("p2", &other, "server-9")).await.unwrap();
-        assert!(backend.get_port(&caller, &port.id).await.unwrap().is_none(), "another project's port");
-        assert!(backend.get_port(&member_of("p2"), &port.id).await.unwrap().is_some());
+        let port = backend
+            .create_port(&request("p2", &other, "server-9"))
+            .await
+            .unwrap();
+        assert!(
+            backend.get_port(&caller, &port.id).await.unwrap().is_none(),
+            "another project's port"
+        );
+        assert!(backend
+            .get_port(&member_of("p2"), &port.id)
+            .await
+            .unwrap()
+            .is_some());
 
-        let groups = backend.security_group_ids(&caller, &["default".to_owned()]).await.unwrap();
+        let groups = backend
+            .security_group_ids(&caller, &["default".to_owned()])
+            .await
+            .unwrap();
         assert_eq!(groups.len(), 1);
-        let unknown = backend.security_group_ids(&caller, &["web".to_owned()]).await.unwrap_err();
+        let unknown = backend
+            .security_group_ids(&caller, &["web".to_owned()])
+            .await
+            .unwrap_err();
         assert_eq!(unknown.kind, ExternalErrorKind::NotFound);
         assert!(unknown.message.contains("web"), "{}", unknown.message);
     }
@@ -432,15 +630,25 @@ mod tests {
         let (network_id, _) = cloud.network("p1", "net1", "10.9.0.0/24", json!({})).await;
         let web = cloud
             .admin
-            .create("security-groups", "security_group", json!({"name": "web", "project_id": "p1"}))
+            .create(
+                "security-groups",
+                "security_group",
+                json!({"name": "web", "project_id": "p1"}),
+            )
             .await
             .unwrap();
         let backend = NeutronBackend::new(cloud.service.clone());
-        let port = backend.create_port(&request("p1", &network_id, "server-1")).await.unwrap();
+        let port = backend
+            .create_port(&request("p1", &network_id, "server-1"))
+            .await
+            .unwrap();
         let default = port.security_group_ids[0].clone();
 
         let groups = [default.clone(), web.clone()];
-        let updated = backend.set_port_security_groups(&port.id, &groups).await.unwrap();
+        let updated = backend
+            .set_port_security_groups(&port.id, &groups)
+            .await
+            .unwrap();
         assert_eq!(updated.security_group_ids.len(), 2);
         assert!(updated.security_group_ids.contains(&web));
         let names = backend
@@ -448,15 +656,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(names, ["web", "default", "no-such-group"]);
-        let details = backend.security_groups(&[web.clone(), "no-such-group".to_owned()]).await.unwrap();
+        let details = backend
+            .security_groups(&[web.clone(), "no-such-group".to_owned()])
+            .await
+            .unwrap();
         assert_eq!(details.len(), 1);
         assert_eq!(details[0].name, "web");
         assert_eq!(details[0].project_id, "p1");
-        assert!(!details[0].rules.is_empty(), "a new group has its egress rules");
+        assert!(
+            !details[0].rules.is_empty(),
+            "a new group has its egress rules"
+        );
 
-        let cleared = backend.set_port_security_groups(&port.id, &[]).await.unwrap();
+        let cleared = backend
+            .set_port_security_groups(&port.id, &[])
+            .await
+            .unwrap();
         assert!(cleared.security_group_ids.is_empty());
-        let missing = backend.set_port_security_groups("no-such-port", &[]).await.unwrap_err();
+        let missing = backend
+            .set_port_security_groups("no-such-port", &[])
+            .await
+            .unwrap_err();
         assert_eq!(missing.kind, ExternalErrorKind::NotFound);
     }
 
@@ -464,7 +684,15 @@ mod tests {
     async fn router_networks_are_its_interfaces() {
         let cloud = TestNetworks::start(Default::default()).await;
         let (network_id, subnet_id) = cloud.network("p1", "net1", "10.9.0.0/24", json!({})).await;
-        let router = cloud.admin.create("routers", "router", json!({"name": "r1", "project_id": "p1"})).await.unwrap();
+        let router = cloud
+            .admin
+            .create(
+                "routers",
+                "router",
+                json!({"name": "r1", "project_id": "p1"}),
+            )
+            .await
+            .unwrap();
         cloud
             .admin
             .call(
@@ -475,7 +703,14 @@ mod tests {
             .await
             .unwrap();
         let backend = NeutronBackend::new(cloud.service.clone());
-        assert_eq!(backend.router_network_ids(&router).await.unwrap(), [network_id]);
-        assert!(backend.router_network_ids("no-such-router").await.unwrap().is_empty());
+        assert_eq!(
+            backend.router_network_ids(&router).await.unwrap(),
+            [network_id]
+        );
+        assert!(backend
+            .router_network_ids("no-such-router")
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

@@ -6,8 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use ipnet::{IpNet, Ipv4Net};
 use oxstack_netagent::{
-    AddressPair, DesiredState, Direction, EtherType, FloatingIpSpec, MacAddr, MetadataSpec, NetworkSpec, PortSpec,
-    RouterGateway, RouterInterface, RouterSpec, RuleRemote, SecurityRule, SubnetSpec, VxlanSpec,
+    AddressPair, DesiredState, Direction, EtherType, FloatingIpSpec, MacAddr, MetadataSpec,
+    NetworkSpec, PortSpec, RouterGateway, RouterInterface, RouterSpec, RuleRemote, SecurityRule,
+    SubnetSpec, VxlanSpec,
 };
 use oxstack_network::inproc::{HostNetwork, HostRouter, HostView};
 use oxstack_network::model::{NetworkType, Port, SecurityGroupRule, Subnet};
@@ -29,12 +30,28 @@ pub struct HostSettings {
 
 /// Builds the desired state of this host from `view`.
 pub fn build(view: &HostView, settings: &HostSettings) -> DesiredState {
-    let networks = view.networks.iter().map(|network| network_spec(network, view, settings)).collect();
-    let routers = view.routers.iter().filter_map(|router| router_spec(router, view)).collect();
-    DesiredState { networks, routers, metadata: settings.metadata.map(|upstream| MetadataSpec { upstream }) }
+    let networks = view
+        .networks
+        .iter()
+        .map(|network| network_spec(network, view, settings))
+        .collect();
+    let routers = view
+        .routers
+        .iter()
+        .filter_map(|router| router_spec(router, view))
+        .collect();
+    DesiredState {
+        networks,
+        routers,
+        metadata: settings.metadata.map(|upstream| MetadataSpec { upstream }),
+    }
 }
 
-fn network_spec(host_network: &HostNetwork, view: &HostView, settings: &HostSettings) -> NetworkSpec {
+fn network_spec(
+    host_network: &HostNetwork,
+    view: &HostView,
+    settings: &HostSettings,
+) -> NetworkSpec {
     let network = &host_network.network;
     let segment = &network.segment;
     let physical = segment.physical_network.as_deref().unwrap_or_default();
@@ -44,10 +61,14 @@ fn network_spec(host_network: &HostNetwork, view: &HostView, settings: &HostSett
         // VLAN sub-interface on the mapped bridge is not created yet.
         NetworkType::Vlan | NetworkType::Vxlan => None,
     };
-    let vxlan = match (segment.network_type, segment.segmentation_id, settings.tunnel_ip) {
-        (NetworkType::Vxlan, Some(vni), Some(local_ip)) => {
-            u32::try_from(vni).ok().map(|vni| VxlanSpec { vni, local_ip })
-        }
+    let vxlan = match (
+        segment.network_type,
+        segment.segmentation_id,
+        settings.tunnel_ip,
+    ) {
+        (NetworkType::Vxlan, Some(vni), Some(local_ip)) => u32::try_from(vni)
+            .ok()
+            .map(|vni| VxlanSpec { vni, local_ip }),
         (NetworkType::Vxlan, _, None) => {
             tracing::warn!(network_id = %network.id, "VXLAN network without a tunnel address on this host; it stays local to the host");
             None
@@ -106,7 +127,11 @@ fn router_spec(hosted: &HostRouter, view: &HostView) -> Option<RouterSpec> {
     let subnet_of = |port: &Port| -> Option<(Ipv4Addr, &Subnet)> {
         port.fixed_ips.iter().find_map(|fixed| {
             let ip = ipv4(fixed.ip_address)?;
-            let subnet = view.networks.iter().flat_map(|n| &n.subnets).find(|s| s.id == fixed.subnet_id)?;
+            let subnet = view
+                .networks
+                .iter()
+                .flat_map(|n| &n.subnets)
+                .find(|s| s.id == fixed.subnet_id)?;
             Some((ip, subnet))
         })
     };
@@ -139,7 +164,10 @@ fn router_spec(hosted: &HostRouter, view: &HostView) -> Option<RouterSpec> {
         .floating_ips
         .iter()
         .filter_map(|fip| {
-            Some(FloatingIpSpec { floating_ip: ipv4(fip.floating_ip_address)?, fixed_ip: ipv4(fip.fixed_ip_address?)? })
+            Some(FloatingIpSpec {
+                floating_ip: ipv4(fip.floating_ip_address)?,
+                fixed_ip: ipv4(fip.fixed_ip_address?)?,
+            })
         })
         .collect();
     Some(RouterSpec {
@@ -167,7 +195,9 @@ fn subnet_v4(subnet: &Subnet) -> Option<Ipv4Net> {
 
 /// Parses an address or a prefix (`10.0.0.5`, `10.0.0.0/24`) as a network.
 fn parse_net(text: &str) -> Option<IpNet> {
-    text.parse::<IpNet>().ok().or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 /// Returns the spec of `port`. Its leased address is its IPv4 address on
@@ -183,21 +213,35 @@ fn port_spec(port: &Port, served: Option<&Subnet>, view: &HostView) -> Option<Po
     let addresses: Vec<(Ipv4Addr, bool)> = port
         .fixed_ips
         .iter()
-        .filter_map(|fixed| Some((ipv4(fixed.ip_address)?, served.is_some_and(|s| s.id == fixed.subnet_id))))
+        .filter_map(|fixed| {
+            Some((
+                ipv4(fixed.ip_address)?,
+                served.is_some_and(|s| s.id == fixed.subnet_id),
+            ))
+        })
         .collect();
     let ip = addresses
         .iter()
         .find(|(_, on_served)| *on_served)
         .or_else(|| addresses.first())
         .map(|(ip, _)| *ip)?;
-    let extra_ips = addresses.iter().map(|(address, _)| *address).filter(|address| *address != ip).collect();
+    let extra_ips = addresses
+        .iter()
+        .map(|(address, _)| *address)
+        .filter(|address| *address != ip)
+        .collect();
     let allowed_address_pairs = port
         .allowed_address_pairs
         .iter()
         .filter_map(|pair| {
-            let IpNet::V4(net) = parse_net(&pair.ip_address)? else { return None };
+            let IpNet::V4(net) = parse_net(&pair.ip_address)? else {
+                return None;
+            };
             let pair_mac: Option<MacAddr> = pair.mac_address.parse().ok();
-            Some(AddressPair { ip: net, mac: pair_mac.filter(|m| *m != mac) })
+            Some(AddressPair {
+                ip: net,
+                mac: pair_mac.filter(|m| *m != mac),
+            })
         })
         .collect();
     let security_rules = port
@@ -252,7 +296,11 @@ fn protocol_number(protocol: &str, ethertype: EtherType) -> Option<u8> {
 }
 
 fn security_rule(rule: &SecurityGroupRule, view: &HostView) -> Option<SecurityRule> {
-    let ethertype = if rule.ethertype == "IPv6" { EtherType::Ipv6 } else { EtherType::Ipv4 };
+    let ethertype = if rule.ethertype == "IPv6" {
+        EtherType::Ipv6
+    } else {
+        EtherType::Ipv4
+    };
     let protocol = match rule.protocol.as_deref() {
         None | Some("any") => None,
         Some(name) => match protocol_number(name, ethertype) {
@@ -263,7 +311,12 @@ fn security_rule(rule: &SecurityGroupRule, view: &HostView) -> Option<SecurityRu
             }
         },
     };
-    let family_matches = |net: &IpNet| matches!((net, ethertype), (IpNet::V4(_), EtherType::Ipv4) | (IpNet::V6(_), EtherType::Ipv6));
+    let family_matches = |net: &IpNet| {
+        matches!(
+            (net, ethertype),
+            (IpNet::V4(_), EtherType::Ipv4) | (IpNet::V6(_), EtherType::Ipv6)
+        )
+    };
     let remote = match (&rule.remote_ip_prefix, &rule.remote_group_id) {
         (Some(prefix), _) => RuleRemote::Prefix(parse_net(prefix)?),
         (None, Some(group)) => RuleRemote::Members(
@@ -278,11 +331,19 @@ fn security_rule(rule: &SecurityGroupRule, view: &HostView) -> Option<SecurityRu
         (None, None) => RuleRemote::Any,
     };
     Some(SecurityRule {
-        direction: if rule.direction == "egress" { Direction::Egress } else { Direction::Ingress },
+        direction: if rule.direction == "egress" {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        },
         ethertype,
         protocol,
-        port_range_min: rule.port_range_min.and_then(|value| u16::try_from(value).ok()),
-        port_range_max: rule.port_range_max.and_then(|value| u16::try_from(value).ok()),
+        port_range_min: rule
+            .port_range_min
+            .and_then(|value| u16::try_from(value).ok()),
+        port_range_max: rule
+            .port_range_max
+            .and_then(|value| u16::try_from(value).ok()),
         remote,
     })
 }

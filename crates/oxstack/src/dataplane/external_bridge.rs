@@ -39,7 +39,10 @@ impl Marker {
     fn addresses(&self) -> anyhow::Result<Vec<Ipv4Net>> {
         self.addresses
             .iter()
-            .map(|text| text.parse().with_context(|| format!("invalid address '{text}' in {MARKER_FILE}")))
+            .map(|text| {
+                text.parse()
+                    .with_context(|| format!("invalid address '{text}' in {MARKER_FILE}"))
+            })
             .collect()
     }
 }
@@ -52,7 +55,10 @@ fn read_marker(state_dir: &Path) -> anyhow::Result<Option<Marker>> {
     let path = marker_path(state_dir);
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
-            format!("{} is corrupt; delete it, and delete the bridge it names if this cloud created it", path.display())
+            format!(
+                "{} is corrupt; delete it, and delete the bridge it names if this cloud created it",
+                path.display()
+            )
         }),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
@@ -61,10 +67,12 @@ fn read_marker(state_dir: &Path) -> anyhow::Result<Option<Marker>> {
 
 fn write_marker(state_dir: &Path, marker: &Marker) -> anyhow::Result<()> {
     let path = marker_path(state_dir);
-    std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("cannot create {}", state_dir.display()))?;
     let text = serde_json::to_vec_pretty(marker)?;
     let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, text).with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::write(&temporary, text)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
     std::fs::rename(&temporary, &path).with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -79,7 +87,10 @@ pub async fn ensure(
     gateway: Option<Ipv4Net>,
 ) -> anyhow::Result<bool> {
     let marker = read_marker(state_dir)?.filter(|marker| marker.bridge == bridge);
-    let exists = dataplane.link_exists(bridge).await.with_context(|| format!("cannot look up bridge {bridge}"))?;
+    let exists = dataplane
+        .link_exists(bridge)
+        .await
+        .with_context(|| format!("cannot look up bridge {bridge}"))?;
     let created_here = marker.as_ref().is_some_and(|marker| marker.created);
     if exists && !created_here {
         tracing::info!(
@@ -91,7 +102,10 @@ pub async fn ensure(
         return Ok(false);
     }
 
-    let mut marker = marker.unwrap_or_else(|| Marker { bridge: bridge.to_owned(), ..Marker::default() });
+    let mut marker = marker.unwrap_or_else(|| Marker {
+        bridge: bridge.to_owned(),
+        ..Marker::default()
+    });
     marker.created = true;
     let mut addresses = marker.addresses()?;
     if let Some(gateway) = gateway.filter(|gateway| !addresses.contains(gateway)) {
@@ -124,7 +138,10 @@ pub async fn remove(dataplane: &dyn Dataplane, state_dir: &Path) -> anyhow::Resu
     let Some(mut marker) = read_marker(state_dir)?.filter(|marker| marker.created) else {
         return Ok(None);
     };
-    dataplane.delete_link(&marker.bridge).await.with_context(|| format!("cannot delete bridge {}", marker.bridge))?;
+    dataplane
+        .delete_link(&marker.bridge)
+        .await
+        .with_context(|| format!("cannot delete bridge {}", marker.bridge))?;
     marker.created = false;
     write_marker(state_dir, &marker)?;
     tracing::info!(bridge = %marker.bridge, "deleted the bridge of the default external network");
@@ -146,12 +163,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dataplane = RecordingDataplane::new();
 
-        assert!(ensure(&dataplane, dir.path(), "br-ex", Some(gateway())).await.unwrap());
+        assert!(ensure(&dataplane, dir.path(), "br-ex", Some(gateway()))
+            .await
+            .unwrap());
         assert_eq!(
             dataplane.take_ops(),
             vec![
                 DataplaneOp::CreateBridge("br-ex".into()),
-                DataplaneOp::SetAddress { link: "br-ex".into(), address: gateway() },
+                DataplaneOp::SetAddress {
+                    link: "br-ex".into(),
+                    address: gateway()
+                },
             ]
         );
         assert_eq!(dataplane.addresses_of("br-ex"), vec![gateway()]);
@@ -162,17 +184,23 @@ mod tests {
     async fn restart_restores_recorded_address() {
         let dir = tempfile::tempdir().unwrap();
         let first_boot = RecordingDataplane::new();
-        ensure(&first_boot, dir.path(), "br-ex", Some(gateway())).await.unwrap();
+        ensure(&first_boot, dir.path(), "br-ex", Some(gateway()))
+            .await
+            .unwrap();
 
         // A reboot removed the bridge, and a restart creates nothing new in
         // the network service, so no gateway is passed in.
         let after_reboot = RecordingDataplane::new();
-        assert!(ensure(&after_reboot, dir.path(), "br-ex", None).await.unwrap());
+        assert!(ensure(&after_reboot, dir.path(), "br-ex", None)
+            .await
+            .unwrap());
         assert_eq!(after_reboot.addresses_of("br-ex"), vec![gateway()]);
 
         // Running again changes nothing.
         after_reboot.take_ops();
-        ensure(&after_reboot, dir.path(), "br-ex", None).await.unwrap();
+        ensure(&after_reboot, dir.path(), "br-ex", None)
+            .await
+            .unwrap();
         assert_eq!(after_reboot.take_ops(), vec![]);
     }
 
@@ -183,24 +211,38 @@ mod tests {
         dataplane.ensure_bridge("br-ex", 1500).await.unwrap();
         dataplane.take_ops();
 
-        assert!(!ensure(&dataplane, dir.path(), "br-ex", Some(gateway())).await.unwrap());
+        assert!(!ensure(&dataplane, dir.path(), "br-ex", Some(gateway()))
+            .await
+            .unwrap());
         assert_eq!(dataplane.take_ops(), vec![]);
         assert!(dataplane.addresses_of("br-ex").is_empty());
         assert!(!marker_path(dir.path()).exists());
 
         assert_eq!(remove(&dataplane, dir.path()).await.unwrap(), None);
-        assert_eq!(dataplane.host_links(), vec!["br-ex".to_owned()], "teardown must keep a bridge it did not create");
+        assert_eq!(
+            dataplane.host_links(),
+            vec!["br-ex".to_owned()],
+            "teardown must keep a bridge it did not create"
+        );
     }
 
     #[tokio::test]
     async fn remove_deletes_own_bridge_once() {
         let dir = tempfile::tempdir().unwrap();
         let dataplane = RecordingDataplane::new();
-        ensure(&dataplane, dir.path(), "br-ex", Some(gateway())).await.unwrap();
+        ensure(&dataplane, dir.path(), "br-ex", Some(gateway()))
+            .await
+            .unwrap();
         dataplane.take_ops();
 
-        assert_eq!(remove(&dataplane, dir.path()).await.unwrap(), Some("br-ex".to_owned()));
-        assert_eq!(dataplane.take_ops(), vec![DataplaneOp::DeleteLink("br-ex".into())]);
+        assert_eq!(
+            remove(&dataplane, dir.path()).await.unwrap(),
+            Some("br-ex".to_owned())
+        );
+        assert_eq!(
+            dataplane.take_ops(),
+            vec![DataplaneOp::DeleteLink("br-ex".into())]
+        );
         assert_eq!(remove(&dataplane, dir.path()).await.unwrap(), None);
         assert_eq!(dataplane.take_ops(), vec![]);
     }
@@ -209,7 +251,9 @@ mod tests {
     async fn start_after_teardown_restores_address() {
         let dir = tempfile::tempdir().unwrap();
         let dataplane = RecordingDataplane::new();
-        ensure(&dataplane, dir.path(), "br-ex", Some(gateway())).await.unwrap();
+        ensure(&dataplane, dir.path(), "br-ex", Some(gateway()))
+            .await
+            .unwrap();
         remove(&dataplane, dir.path()).await.unwrap();
 
         assert!(ensure(&dataplane, dir.path(), "br-ex", None).await.unwrap());
@@ -220,13 +264,17 @@ mod tests {
     async fn bridge_made_elsewhere_after_teardown_is_foreign() {
         let dir = tempfile::tempdir().unwrap();
         let dataplane = RecordingDataplane::new();
-        ensure(&dataplane, dir.path(), "br-ex", Some(gateway())).await.unwrap();
+        ensure(&dataplane, dir.path(), "br-ex", Some(gateway()))
+            .await
+            .unwrap();
         remove(&dataplane, dir.path()).await.unwrap();
         // Another cloud or the operator creates br-ex in the meantime.
         dataplane.ensure_bridge("br-ex", 1500).await.unwrap();
         dataplane.take_ops();
 
-        assert!(!ensure(&dataplane, dir.path(), "br-ex", Some(gateway())).await.unwrap());
+        assert!(!ensure(&dataplane, dir.path(), "br-ex", Some(gateway()))
+            .await
+            .unwrap());
         assert_eq!(dataplane.take_ops(), vec![]);
         assert_eq!(remove(&dataplane, dir.path()).await.unwrap(), None);
         assert_eq!(dataplane.host_links(), vec!["br-ex".to_owned()]);
@@ -238,8 +286,16 @@ mod tests {
         let dataplane = RecordingDataplane::new();
         dataplane.fail_on("ensure_bridge");
 
-        let error = ensure(&dataplane, dir.path(), "br-ex", Some(gateway())).await.unwrap_err();
-        assert!(format!("{error:#}").contains("cannot create bridge br-ex"), "{error:#}");
-        assert!(marker_path(dir.path()).is_file(), "teardown needs the marker to clean up");
+        let error = ensure(&dataplane, dir.path(), "br-ex", Some(gateway()))
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("cannot create bridge br-ex"),
+            "{error:#}"
+        );
+        assert!(
+            marker_path(dir.path()).is_file(),
+            "teardown needs the marker to clean up"
+        );
     }
 }

@@ -48,13 +48,19 @@ impl HostProbe for LinuxProbe {
                 // `master` links to the bridge the tap is in; a tap the
                 // hypervisor just created has none yet.
                 let master = std::fs::read_link(tap_dir.join("master")).ok();
-                let in_bridge = master.as_deref().and_then(Path::file_name).is_some_and(|name| name == bridge.as_str());
+                let in_bridge = master
+                    .as_deref()
+                    .and_then(Path::file_name)
+                    .is_some_and(|name| name == bridge.as_str());
                 if !in_bridge {
                     tracing::info!(network_id = %network.id, port_id = %port.id, %tap, "tap is not in its bridge; reconciling");
                     return true;
                 }
             }
-            if network.subnet.is_some() && network.dhcp_port.is_some() && self.dnsmasq.running_pid(&network.id).is_none() {
+            if network.subnet.is_some()
+                && network.dhcp_port.is_some()
+                && self.dnsmasq.running_pid(&network.id).is_none()
+            {
                 tracing::warn!(network_id = %network.id, "dnsmasq is not running; restarting it");
                 return true;
             }

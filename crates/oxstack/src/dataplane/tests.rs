@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oxstack_netagent::{
-    Dataplane, DhcpServer, Dnsmasq, LinuxDataplane, RecordingDataplane, RecordingDhcp, RecordingNftables, Reconciler,
-    RuleRemote,
+    Dataplane, DhcpServer, Dnsmasq, LinuxDataplane, Reconciler, RecordingDataplane, RecordingDhcp,
+    RecordingNftables, RuleRemote,
 };
 use oxstack_network::agents::AgentConfig;
 use oxstack_network::inproc::DevicePort;
@@ -23,7 +23,11 @@ use super::*;
 use crate::testing::TestNetworks;
 
 fn vxlan_agent() -> AgentConfig {
-    AgentConfig { tunneling_ip: Some("127.0.0.1".into()), tunnel_types: vec!["vxlan".into()], ..AgentConfig::default() }
+    AgentConfig {
+        tunneling_ip: Some("127.0.0.1".into()),
+        tunnel_types: vec!["vxlan".into()],
+        ..AgentConfig::default()
+    }
 }
 
 /// Builds a reconciler whose nftables rules are only recorded: these tests check
@@ -33,11 +37,20 @@ fn filtered_reconciler() -> Reconciler {
 }
 
 fn settings() -> HostSettings {
-    HostSettings { tunnel_ip: Some(Ipv4Addr::LOCALHOST), bridge_mappings: BTreeMap::new(), metadata: None }
+    HostSettings {
+        tunnel_ip: Some(Ipv4Addr::LOCALHOST),
+        bridge_mappings: BTreeMap::new(),
+        metadata: None,
+    }
 }
 
 /// Creates a server port on `network_id` in `project` and binds it to `host`.
-async fn bound_port(cloud: &TestNetworks, project: &str, network_id: &str, host: &str) -> oxstack_network::model::Port {
+async fn bound_port(
+    cloud: &TestNetworks,
+    project: &str,
+    network_id: &str,
+    host: &str,
+) -> oxstack_network::model::Port {
     let request = DevicePort {
         project_id: project.to_owned(),
         network_id: network_id.to_owned(),
@@ -53,7 +66,11 @@ async fn bound_port(cloud: &TestNetworks, project: &str, network_id: &str, host:
 #[tokio::test]
 async fn desired_state_of_bound_ports() {
     let cloud = TestNetworks::start(NetworkConfig::default()).await;
-    cloud.service.report_agent("h1", vxlan_agent()).await.unwrap();
+    cloud
+        .service
+        .report_agent("h1", vxlan_agent())
+        .await
+        .unwrap();
     let (network_id, _) = cloud.network("p1", "net1", "10.5.0.0/24", json!({})).await;
     let (elsewhere, _) = cloud.network("p1", "net2", "10.6.0.0/24", json!({})).await;
     let port = bound_port(&cloud, "p1", &network_id, "h1").await;
@@ -72,7 +89,11 @@ async fn desired_state_of_bound_ports() {
     let ids: Vec<&str> = desired.networks.iter().map(|n| n.id.as_str()).collect();
     assert!(ids.contains(&network_id.as_str()), "{ids:?}");
     assert!(ids.contains(&elsewhere.as_str()), "{ids:?}");
-    let network = desired.networks.iter().find(|n| n.id == network_id).unwrap();
+    let network = desired
+        .networks
+        .iter()
+        .find(|n| n.id == network_id)
+        .unwrap();
     assert_eq!(network.mtu, 1450);
     let vxlan = network.vxlan.expect("a VXLAN network gets its VNI");
     assert_eq!(vxlan.local_ip, Ipv4Addr::LOCALHOST);
@@ -94,11 +115,16 @@ async fn desired_state_of_bound_ports() {
         .security_rules
         .iter()
         .find_map(|rule| match &rule.remote {
-            RuleRemote::Members(members) if rule.ethertype == oxstack_netagent::EtherType::Ipv4 => Some(members),
+            RuleRemote::Members(members) if rule.ethertype == oxstack_netagent::EtherType::Ipv4 => {
+                Some(members)
+            }
             _ => None,
         })
         .expect("an ingress rule from the default group");
-    assert_eq!(members.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.5.0.3/32"]);
+    assert_eq!(
+        members.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["10.5.0.3/32"]
+    );
 
     // Another host plugs nothing: no port is bound to it and it serves no DHCP.
     let other = HostAgent::new(
@@ -116,7 +142,11 @@ async fn desired_state_of_bound_ports() {
 #[tokio::test]
 async fn sync_applies_changes_once() {
     let cloud = TestNetworks::start(NetworkConfig::default()).await;
-    cloud.service.report_agent("h1", vxlan_agent()).await.unwrap();
+    cloud
+        .service
+        .report_agent("h1", vxlan_agent())
+        .await
+        .unwrap();
     let (network_id, _) = cloud.network("p1", "net1", "10.5.0.0/24", json!({})).await;
     let dataplane = Arc::new(RecordingDataplane::new());
     let dhcp = Arc::new(RecordingDhcp::new());
@@ -130,10 +160,17 @@ async fn sync_applies_changes_once() {
         Arc::new(NoProbe),
     );
 
-    assert!(agent.sync(false).await.unwrap(), "the first pass reconciles");
+    assert!(
+        agent.sync(false).await.unwrap(),
+        "the first pass reconciles"
+    );
     assert!(!agent.sync(false).await.unwrap(), "nothing changed");
     let bridge = format!("brq{}", &network_id[..11]);
-    assert!(dataplane.host_links().contains(&bridge), "{:?}", dataplane.host_links());
+    assert!(
+        dataplane.host_links().contains(&bridge),
+        "{:?}",
+        dataplane.host_links()
+    );
     assert!(dhcp.running(&network_id).unwrap().hosts.is_empty());
 
     let port = bound_port(&cloud, "p1", &network_id, "h1").await;
@@ -143,20 +180,42 @@ async fn sync_applies_changes_once() {
     assert_eq!(hosts[0].mac.to_string(), port.mac_address);
 
     agent.ensure_network_plugged(&network_id).await.unwrap();
-    let error = agent.ensure_network_plugged("no-such-network").await.unwrap_err();
-    assert!(error.to_string().contains("no port bound to host h1"), "{error}");
+    let error = agent
+        .ensure_network_plugged("no-such-network")
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("no port bound to host h1"),
+        "{error}"
+    );
 
     assert!(cloud.service.delete_device_port(&port.id).await.unwrap());
-    cloud.admin.call(axum::http::Method::DELETE, &format!("networks/{network_id}"), None).await.unwrap();
+    cloud
+        .admin
+        .call(
+            axum::http::Method::DELETE,
+            &format!("networks/{network_id}"),
+            None,
+        )
+        .await
+        .unwrap();
     assert!(agent.sync(false).await.unwrap());
-    assert!(!dataplane.host_links().contains(&bridge), "{:?}", dataplane.host_links());
+    assert!(
+        !dataplane.host_links().contains(&bridge),
+        "{:?}",
+        dataplane.host_links()
+    );
     assert!(dhcp.running(&network_id).is_none());
 }
 
 #[tokio::test]
 async fn loop_wakes_on_change() {
     let cloud = TestNetworks::start(NetworkConfig::default()).await;
-    cloud.service.report_agent("h1", vxlan_agent()).await.unwrap();
+    cloud
+        .service
+        .report_agent("h1", vxlan_agent())
+        .await
+        .unwrap();
     let dhcp = Arc::new(RecordingDhcp::new());
     let agent = Arc::new(HostAgent::new(
         cloud.service.clone(),
@@ -172,7 +231,10 @@ async fn loop_wakes_on_change() {
     let (network_id, _) = cloud.network("p1", "net1", "10.5.0.0/24", json!({})).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while dhcp.running(&network_id).is_none() {
-        assert!(Instant::now() < deadline, "the agent did not serve DHCP for the new network within 5 s");
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not serve DHCP for the new network within 5 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     task.abort();
@@ -181,41 +243,100 @@ async fn loop_wakes_on_change() {
 #[tokio::test]
 async fn bootstrap_creates_networks_once() {
     let cloud = TestNetworks::start(NetworkConfig::default()).await;
-    cloud.service.report_agent("h1", vxlan_agent()).await.unwrap();
-    let first = crate::bootstrap_network::run(&cloud.service, "admin-project").await.unwrap();
+    cloud
+        .service
+        .report_agent("h1", vxlan_agent())
+        .await
+        .unwrap();
+    let first = crate::bootstrap_network::run(&cloud.service, "admin-project")
+        .await
+        .unwrap();
     assert_eq!(first.public_gateway, Some("172.24.4.1/24".parse().unwrap()));
-    let second = crate::bootstrap_network::run(&cloud.service, "admin-project").await.unwrap();
-    assert_eq!(second.public_gateway, None, "a second run creates no public-subnet");
+    let second = crate::bootstrap_network::run(&cloud.service, "admin-project")
+        .await
+        .unwrap();
+    assert_eq!(
+        second.public_gateway, None,
+        "a second run creates no public-subnet"
+    );
 
-    let networks = cloud.admin.call(axum::http::Method::GET, "networks", None).await.unwrap();
-    let names: Vec<&str> = networks["networks"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
-    assert_eq!(names.iter().filter(|n| **n == "public").count(), 1, "{names:?}");
-    assert_eq!(names.iter().filter(|n| **n == "private").count(), 1, "{names:?}");
-    let public = networks["networks"].as_array().unwrap().iter().find(|n| n["name"] == "public").unwrap();
+    let networks = cloud
+        .admin
+        .call(axum::http::Method::GET, "networks", None)
+        .await
+        .unwrap();
+    let names: Vec<&str> = networks["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "public").count(),
+        1,
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| **n == "private").count(),
+        1,
+        "{names:?}"
+    );
+    let public = networks["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "public")
+        .unwrap();
     assert_eq!(public["router:external"], true);
     assert_eq!(public["provider:network_type"], "flat");
-    let private = networks["networks"].as_array().unwrap().iter().find(|n| n["name"] == "private").unwrap();
+    let private = networks["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "private")
+        .unwrap();
     assert_eq!(private["provider:network_type"], "vxlan");
     assert_eq!(private["project_id"], "admin-project");
 
-    let subnets = cloud.admin.call(axum::http::Method::GET, "subnets", None).await.unwrap();
+    let subnets = cloud
+        .admin
+        .call(axum::http::Method::GET, "subnets", None)
+        .await
+        .unwrap();
     let subnets = subnets["subnets"].as_array().unwrap();
     assert_eq!(subnets.len(), 2, "{subnets:?}");
-    let public_subnet = subnets.iter().find(|s| s["name"] == "public-subnet").unwrap();
+    let public_subnet = subnets
+        .iter()
+        .find(|s| s["name"] == "public-subnet")
+        .unwrap();
     assert_eq!(public_subnet["cidr"], "172.24.4.0/24");
     assert_eq!(public_subnet["enable_dhcp"], false);
-    let private_subnet = subnets.iter().find(|s| s["name"] == "private-subnet").unwrap();
+    let private_subnet = subnets
+        .iter()
+        .find(|s| s["name"] == "private-subnet")
+        .unwrap();
     assert_eq!(private_subnet["cidr"], "10.0.0.0/24");
 
-    let routers = cloud.admin.call(axum::http::Method::GET, "routers", None).await.unwrap();
+    let routers = cloud
+        .admin
+        .call(axum::http::Method::GET, "routers", None)
+        .await
+        .unwrap();
     let routers = routers["routers"].as_array().unwrap();
     assert_eq!(routers.len(), 1);
     assert_eq!(routers[0]["name"], "router1");
-    assert_eq!(routers[0]["external_gateway_info"]["network_id"], public["id"]);
+    assert_eq!(
+        routers[0]["external_gateway_info"]["network_id"],
+        public["id"]
+    );
     let router_id = routers[0]["id"].as_str().unwrap();
     let interfaces = cloud
         .admin
-        .call(axum::http::Method::GET, &format!("ports?device_id={router_id}&device_owner=network:router_interface"), None)
+        .call(
+            axum::http::Method::GET,
+            &format!("ports?device_id={router_id}&device_owner=network:router_interface"),
+            None,
+        )
         .await
         .unwrap();
     let interfaces = interfaces["ports"].as_array().unwrap();
@@ -234,8 +355,15 @@ async fn bootstrap_creates_networks_once() {
         Arc::new(NoProbe),
     );
     let desired = agent.desired_state().await.unwrap();
-    let private_spec = desired.networks.iter().find(|n| n.id == private_id).expect("private is on h1");
-    assert_eq!(private_spec.dhcp_port.as_ref().unwrap().ip, Ipv4Addr::new(10, 0, 0, 2));
+    let private_spec = desired
+        .networks
+        .iter()
+        .find(|n| n.id == private_id)
+        .expect("private is on h1");
+    assert_eq!(
+        private_spec.dhcp_port.as_ref().unwrap().ip,
+        Ipv4Addr::new(10, 0, 0, 2)
+    );
     assert_eq!(desired.routers.len(), 1);
     let router = &desired.routers[0];
     assert!(router.enable_snat);
@@ -244,7 +372,10 @@ async fn bootstrap_creates_networks_once() {
     let gateway = router.gateway.as_ref().expect("router1's gateway");
     assert_eq!(gateway.cidr.to_string(), "172.24.4.0/24");
     assert_eq!(gateway.gateway_ip, Some(Ipv4Addr::new(172, 24, 4, 1)));
-    assert!(desired.networks.iter().any(|n| n.id == gateway.network_id), "the external network gets its bridge");
+    assert!(
+        desired.networks.iter().any(|n| n.id == gateway.network_id),
+        "the external network gets its bridge"
+    );
 }
 
 // ---------------------------------------------------------------------
@@ -256,7 +387,10 @@ fn is_root() -> bool {
 }
 
 fn command_ok(program: &str, args: &[&str]) -> bool {
-    Command::new(program).args(args).status().is_ok_and(|status| status.success())
+    Command::new(program)
+        .args(args)
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 struct LinuxCleanup {
@@ -267,8 +401,12 @@ struct LinuxCleanup {
 
 impl Drop for LinuxCleanup {
     fn drop(&mut self) {
-        if let Some(pid) = std::fs::read_to_string(&self.dnsmasq_pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
-            let is_dnsmasq = std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "dnsmasq");
+        if let Some(pid) = std::fs::read_to_string(&self.dnsmasq_pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let is_dnsmasq = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "dnsmasq");
             if is_dnsmasq {
                 command_ok("kill", &["-KILL", &pid.to_string()]);
             }
@@ -311,13 +449,26 @@ async fn linux_agent_plugs_taps_and_restarts_dnsmasq() {
     }
     // A VNI of this run only, so no other cloud on this machine has it.
     let vni: i64 = 100_000 + i64::from(rand::random::<u32>() % 16_000_000);
-    let config = NetworkConfig { vni_min: vni, vni_max: vni, ..NetworkConfig::default() };
+    let config = NetworkConfig {
+        vni_min: vni,
+        vni_max: vni,
+        ..NetworkConfig::default()
+    };
     let cloud = TestNetworks::start(config).await;
     let host = format!("h-{:08x}", rand::random::<u32>());
-    cloud.service.report_agent(&host, vxlan_agent()).await.unwrap();
+    cloud
+        .service
+        .report_agent(&host, vxlan_agent())
+        .await
+        .unwrap();
     let (network_id, _) = cloud.network("p1", "net1", "10.5.0.0/24", json!({})).await;
     let port = bound_port(&cloud, "p1", &network_id, &host).await;
-    let dhcp_port = cloud.service.dhcp_port(&oxstack_network::model::NetworkId::new(&network_id)).await.unwrap().unwrap();
+    let dhcp_port = cloud
+        .service
+        .dhcp_port(&oxstack_network::model::NetworkId::new(&network_id))
+        .await
+        .unwrap()
+        .unwrap();
 
     let bridge = format!("brq{}", &network_id[..11]);
     let tap = format!("tap{}", &port.id.as_str()[..11]);
@@ -328,7 +479,12 @@ async fn linux_agent_plugs_taps_and_restarts_dnsmasq() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(cloud.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let _cleanup = LinuxCleanup {
-        links: vec![tap.clone(), format!("tap{}", &dhcp_port.id.as_str()[..11]), format!("vxlan-{vni}"), bridge.clone()],
+        links: vec![
+            tap.clone(),
+            format!("tap{}", &dhcp_port.id.as_str()[..11]),
+            format!("vxlan-{vni}"),
+            bridge.clone(),
+        ],
         namespaces: vec![namespace.clone()],
         dnsmasq_pid_file: state_dir.join(&network_id).join("pid"),
     };
@@ -344,24 +500,55 @@ async fn linux_agent_plugs_taps_and_restarts_dnsmasq() {
         Arc::new(LinuxProbe::new(dnsmasq.clone())),
     ));
     agent.ensure_network_plugged(&network_id).await.unwrap();
-    assert!(Path::new("/sys/class/net").join(&bridge).exists(), "bridge {bridge} exists before any tap");
+    assert!(
+        Path::new("/sys/class/net").join(&bridge).exists(),
+        "bridge {bridge} exists before any tap"
+    );
     let task = agent.spawn(Duration::from_millis(500));
 
     // The hypervisor's tap appears after the bridge; the periodic check
     // finds it outside the bridge and plugs it.
-    assert!(command_ok("ip", &["tuntap", "add", "dev", &tap, "mode", "tap"]), "ip tuntap add {tap}");
-    wait_for("the tap joins its bridge", 5, || master_of(&tap).as_deref() == Some(bridge.as_str())).await;
+    assert!(
+        command_ok("ip", &["tuntap", "add", "dev", &tap, "mode", "tap"]),
+        "ip tuntap add {tap}"
+    );
+    wait_for("the tap joins its bridge", 5, || {
+        master_of(&tap).as_deref() == Some(bridge.as_str())
+    })
+    .await;
 
-    let first_pid = dnsmasq.running_pid(&network_id).expect("dnsmasq runs for the network");
+    let first_pid = dnsmasq
+        .running_pid(&network_id)
+        .expect("dnsmasq runs for the network");
     let hosts = std::fs::read_to_string(state_dir.join(&network_id).join("host")).unwrap();
-    assert!(hosts.contains(&format!("{},", port.mac_address)), "hosts file: {hosts}");
+    assert!(
+        hosts.contains(&format!("{},", port.mac_address)),
+        "hosts file: {hosts}"
+    );
     assert!(hosts.contains("10.5.0.3"), "hosts file: {hosts}");
 
     assert!(command_ok("kill", &["-KILL", &first_pid.to_string()]));
-    wait_for("dnsmasq is restarted", 5, || dnsmasq.running_pid(&network_id).is_some_and(|pid| pid != first_pid)).await;
+    wait_for("dnsmasq is restarted", 5, || {
+        dnsmasq
+            .running_pid(&network_id)
+            .is_some_and(|pid| pid != first_pid)
+    })
+    .await;
 
-    assert!(cloud.service.delete_device_port(&PortId::new(port.id.as_str())).await.unwrap());
-    cloud.admin.call(axum::http::Method::DELETE, &format!("networks/{network_id}"), None).await.unwrap();
+    assert!(cloud
+        .service
+        .delete_device_port(&PortId::new(port.id.as_str()))
+        .await
+        .unwrap());
+    cloud
+        .admin
+        .call(
+            axum::http::Method::DELETE,
+            &format!("networks/{network_id}"),
+            None,
+        )
+        .await
+        .unwrap();
     wait_for("the bridge, namespace and dnsmasq are removed", 5, || {
         !Path::new("/sys/class/net").join(&bridge).exists()
             && !Path::new("/run/netns").join(&namespace).exists()
@@ -369,6 +556,13 @@ async fn linux_agent_plugs_taps_and_restarts_dnsmasq() {
     })
     .await;
     task.abort();
-    assert!(LinuxDataplane::new().unwrap().link_exists(&tap).await.unwrap(), "the agent leaves the hypervisor's tap to it");
+    assert!(
+        LinuxDataplane::new()
+            .unwrap()
+            .link_exists(&tap)
+            .await
+            .unwrap(),
+        "the agent leaves the hypervisor's tap to it"
+    );
     let _ = dnsmasq.stop(&network_id).await;
 }

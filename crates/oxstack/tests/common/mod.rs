@@ -439,7 +439,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -447,7 +450,9 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
 /// Returns whether a process whose command line starts with `program`
 /// mentions `needle`.
 pub fn process_mentions(program: &str, needle: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
     entries.flatten().any(|entry| {
         std::fs::read(entry.path().join("cmdline"))
             .map(|cmdline| {
@@ -483,8 +488,12 @@ impl Drop for HostCleanup {
         let needle = self.data_dir.to_string_lossy().into_owned();
         if let Ok(entries) = std::fs::read_dir("/proc") {
             for entry in entries.flatten() {
-                let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-                let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+                let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                    continue;
+                };
+                let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                    continue;
+                };
                 let cmdline = String::from_utf8_lossy(&cmdline);
                 let ours = cmdline.contains(&needle)
                     && (cmdline.starts_with("qemu-system") || cmdline.starts_with("dnsmasq"));
@@ -498,7 +507,11 @@ impl Drop for HostCleanup {
             .arg(&self.data_dir)
             .output();
         if let Ok(output) = teardown {
-            eprintln!("cleanup: {}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            eprintln!(
+                "cleanup: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
     }
 }

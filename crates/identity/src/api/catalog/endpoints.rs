@@ -50,23 +50,26 @@ pub struct EndpointBody {
     endpoint: Value,
 }
 
-body_schema!(EndpointBody, json!({
-    "type": "object",
-    "required": ["endpoint"],
-    "properties": {"endpoint": {
+body_schema!(
+    EndpointBody,
+    json!({
         "type": "object",
-        "minProperties": 1,
-        "properties": {
-            "interface": {"type": "string", "enum": INTERFACES},
-            "service_id": {"type": "string", "minLength": 1, "maxLength": 64},
-            "region_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
-            "region": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
-            // Keystone's limit and pattern: a scheme, a colon, then anything.
-            "url": {"type": "string", "maxLength": 225, "pattern": "^[a-zA-Z0-9+.-]+:.+"},
-            "enabled": {"type": "boolean"}
-        }
-    }}
-}));
+        "required": ["endpoint"],
+        "properties": {"endpoint": {
+            "type": "object",
+            "minProperties": 1,
+            "properties": {
+                "interface": {"type": "string", "enum": INTERFACES},
+                "service_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                "region_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
+                "region": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
+                // Keystone's limit and pattern: a scheme, a colon, then anything.
+                "url": {"type": "string", "maxLength": 225, "pattern": "^[a-zA-Z0-9+.-]+:.+"},
+                "enabled": {"type": "boolean"}
+            }
+        }}
+    })
+);
 
 async fn find(state: &Identity, id: &str) -> Result<Endpoint, ApiError> {
     catalog::get_endpoint(state.pool(), id)
@@ -88,7 +91,11 @@ pub(super) async fn list(
         .iter()
         .filter(|e| query.get("interface").is_none_or(|i| *i == e.interface))
         .filter(|e| query.get("service_id").is_none_or(|s| *s == e.service_id))
-        .filter(|e| query.get("region_id").is_none_or(|r| Some(r.as_str()) == e.region_id.as_deref()))
+        .filter(|e| {
+            query
+                .get("region_id")
+                .is_none_or(|r| Some(r.as_str()) == e.region_id.as_deref())
+        })
         .map(|e| render(&state, e))
         .collect();
     Ok(Json(list_body(&state, "endpoints", "endpoints", items)))
@@ -131,12 +138,19 @@ fn check_url(url: &str) -> Result<(), ApiError> {
 /// `Some(None)` when it sets `region_id` to null. `region_id` must exist
 /// (400 otherwise). The pre-3.2 `region` field creates the region when it
 /// is missing, as Keystone does for clients written against v2.
-async fn endpoint_region(state: &Identity, input: &Value) -> Result<Option<Option<String>>, ApiError> {
+async fn endpoint_region(
+    state: &Identity,
+    input: &Value,
+) -> Result<Option<Option<String>>, ApiError> {
     let region_id = input.get("region_id");
     let legacy = opt_str(input, "region");
     if let (None | Some(Value::Null), Some(region)) = (region_id, &legacy) {
         if catalog::get_region(state.pool(), region).await?.is_none() {
-            let new_region = Region { id: region.clone(), description: String::new(), parent_region_id: None };
+            let new_region = Region {
+                id: region.clone(),
+                description: String::new(),
+                parent_region_id: None,
+            };
             catalog::insert_region(state.pool(), &new_region).await?;
             tracing::info!(region_id = %region, "created region named by an endpoint's legacy region field");
         }
@@ -156,7 +170,10 @@ async fn endpoint_region(state: &Identity, input: &Value) -> Result<Option<Optio
 }
 
 async fn check_service(state: &Identity, service_id: &str) -> Result<(), ApiError> {
-    if catalog::get_service(state.pool(), service_id).await?.is_none() {
+    if catalog::get_service(state.pool(), service_id)
+        .await?
+        .is_none()
+    {
         return Err(missing_reference("endpoint service_id", "service table"));
     }
     Ok(())
@@ -171,7 +188,9 @@ pub(super) async fn create(
     let input = body.endpoint;
     let required = |field: &str| {
         opt_str(&input, field).ok_or_else(|| {
-            ApiError::bad_request(format!("Invalid input for field 'endpoint.{field}': the field is required."))
+            ApiError::bad_request(format!(
+                "Invalid input for field 'endpoint.{field}': the field is required."
+            ))
         })
     };
     let interface = required("interface")?;
@@ -188,11 +207,17 @@ pub(super) async fn create(
         interface,
         region_id,
         url,
-        enabled: input.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        enabled: input
+            .get("enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
     };
     catalog::insert_endpoint(state.pool(), &endpoint).await?;
     tracing::info!(endpoint_id = %endpoint.id, service_id = %endpoint.service_id, "created endpoint");
-    Ok((StatusCode::CREATED, Json(json!({ "endpoint": render(&state, &endpoint) }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "endpoint": render(&state, &endpoint) })),
+    ))
 }
 
 pub(super) async fn show(

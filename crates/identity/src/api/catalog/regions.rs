@@ -41,29 +41,37 @@ pub struct RegionCreateBody {
 }
 
 // An empty id on create means "assign one", as in Keystone.
-body_schema!(RegionCreateBody, json!({
-    "type": "object",
-    "required": ["region"],
-    "properties": {"region": {"type": "object", "properties": region_properties(0)}}
-}));
+body_schema!(
+    RegionCreateBody,
+    json!({
+        "type": "object",
+        "required": ["region"],
+        "properties": {"region": {"type": "object", "properties": region_properties(0)}}
+    })
+);
 
 #[derive(Deserialize)]
 pub struct RegionUpdateBody {
     region: Value,
 }
 
-body_schema!(RegionUpdateBody, json!({
-    "type": "object",
-    "required": ["region"],
-    "properties": {"region": {"type": "object", "minProperties": 1, "properties": region_properties(1)}}
-}));
+body_schema!(
+    RegionUpdateBody,
+    json!({
+        "type": "object",
+        "required": ["region"],
+        "properties": {"region": {"type": "object", "minProperties": 1, "properties": region_properties(1)}}
+    })
+);
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Could not find region: {id}."))
 }
 
 async fn find(state: &Identity, id: &str) -> Result<Region, ApiError> {
-    catalog::get_region(state.pool(), id).await?.ok_or_else(|| not_found(id))
+    catalog::get_region(state.pool(), id)
+        .await?
+        .ok_or_else(|| not_found(id))
 }
 
 pub(super) async fn list(
@@ -99,7 +107,9 @@ pub(super) async fn create(
     JsonBody(body): JsonBody<RegionCreateBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     authorize(&state, &ctx, "identity:create_region", &json!({}))?;
-    let id = opt_str(&body.region, "id").filter(|id| !id.is_empty()).unwrap_or_else(crate::db::new_id);
+    let id = opt_str(&body.region, "id")
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(crate::db::new_id);
     insert(&state, id, &body.region).await
 }
 
@@ -121,7 +131,11 @@ pub(super) async fn create_with_id(
     insert(&state, id, &body.region).await
 }
 
-async fn insert(state: &Identity, id: String, input: &Value) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn insert(
+    state: &Identity,
+    id: String,
+    input: &Value,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     if catalog::get_region(state.pool(), &id).await?.is_some() {
         return Err(ApiError::conflict(format!(
             "Conflict occurred attempting to store region - Duplicate ID, {id}."
@@ -138,7 +152,10 @@ async fn insert(state: &Identity, id: String, input: &Value) -> Result<(StatusCo
     };
     catalog::insert_region(state.pool(), &region).await?;
     tracing::info!(region_id = %region.id, "created region");
-    Ok((StatusCode::CREATED, Json(json!({ "region": render(state, &region) }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "region": render(state, &region) })),
+    ))
 }
 
 pub(super) async fn update(
@@ -239,12 +256,21 @@ mod tests {
     use super::*;
 
     fn region(id: &str, parent: Option<&str>) -> Region {
-        Region { id: id.into(), description: String::new(), parent_region_id: parent.map(Into::into) }
+        Region {
+            id: id.into(),
+            description: String::new(),
+            parent_region_id: parent.map(Into::into),
+        }
     }
 
     #[test]
     fn subtree_lists_children_before_parents() {
-        let regions = [region("a", None), region("b", Some("a")), region("c", Some("b")), region("d", None)];
+        let regions = [
+            region("a", None),
+            region("b", Some("a")),
+            region("c", Some("b")),
+            region("d", None),
+        ];
         assert_eq!(subtree_leaves_first(&regions, "a"), ["c", "b", "a"]);
         assert_eq!(subtree_leaves_first(&regions, "d"), ["d"]);
     }

@@ -32,20 +32,23 @@ pub struct ServiceBody {
     service: Value,
 }
 
-body_schema!(ServiceBody, json!({
-    "type": "object",
-    "required": ["service"],
-    "properties": {"service": {
+body_schema!(
+    ServiceBody,
+    json!({
         "type": "object",
-        "minProperties": 1,
-        "properties": {
-            "type": {"type": "string", "minLength": 1, "maxLength": 255},
-            "name": name_schema(),
-            "description": description_schema(),
-            "enabled": {"type": "boolean"}
-        }
-    }}
-}));
+        "required": ["service"],
+        "properties": {"service": {
+            "type": "object",
+            "minProperties": 1,
+            "properties": {
+                "type": {"type": "string", "minLength": 1, "maxLength": 255},
+                "name": name_schema(),
+                "description": description_schema(),
+                "enabled": {"type": "boolean"}
+            }
+        }}
+    })
+);
 
 async fn find(state: &Identity, id: &str) -> Result<Service, ApiError> {
     catalog::get_service(state.pool(), id)
@@ -85,11 +88,17 @@ pub(super) async fn create(
         service_type,
         name: opt_str(&input, "name").unwrap_or_default(),
         description: opt_str(&input, "description").unwrap_or_default(),
-        enabled: input.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        enabled: input
+            .get("enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
     };
     catalog::insert_service(state.pool(), &service).await?;
     tracing::info!(service_id = %service.id, service_type = %service.service_type, "created service");
-    Ok((StatusCode::CREATED, Json(json!({ "service": render(&state, &service) }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "service": render(&state, &service) })),
+    ))
 }
 
 pub(super) async fn show(
