@@ -79,10 +79,15 @@ stop_cloud() {
         kill -TERM "$up_pid"
         wait "$up_pid" 2>/dev/null || true
     fi
+    # br-ex and anything the deletions above missed go with the cloud.
+    if [[ "${OXSTACK_DEMO_EXIT:-}" == "1" ]]; then
+        "$oxstack" netagent teardown --data-dir "$data_dir" || true
+    fi
 }
 # In CI mode the script leaves the host as it found it: the demo server,
-# the router and the networks go, and the network agent removes their
-# bridges, namespaces, dnsmasq and nftables rules before the cloud stops.
+# the router and the networks go, the network agent removes their
+# bridges, namespaces, dnsmasq and nftables rules before the cloud stops,
+# and `oxstack netagent teardown` removes br-ex after it.
 remove_demo() {
     log "OXSTACK_DEMO_EXIT=1: deleting the demo server, router1 and the networks, then stopping the cloud"
     os server delete --wait demo 2> /dev/null || true

@@ -9,6 +9,7 @@
 //! runs; it reconciles again when one of them is not.
 
 mod desired;
+pub mod dhcp_dir;
 pub mod external_bridge;
 mod probe;
 #[cfg(test)]
@@ -205,8 +206,8 @@ pub fn can_administer_network() -> bool {
 
 /// Gives networks without one their DHCP port, then starts this host's
 /// network agent as `[netagent] dataplane` selects: reconciles once and keeps reconciling
-/// in the background. dnsmasq keeps its files in `DATA_DIR/dhcp` and the
-/// agent its record of what it created in `DATA_DIR/netagent`. Metadata
+/// in the background. dnsmasq keeps its files under `/run/oxstack`
+/// (`DATA_DIR/dhcp` links there; see [`dhcp_dir`]) and the agent its record of what it created in `DATA_DIR/netagent`. Metadata
 /// proxies forward to `metadata`, the metadata API's listener, when given.
 /// When `bridge_mappings` is the default, it first creates br-ex, giving it
 /// `external_gateway` (the gateway of the `public-subnet` just created).
@@ -267,9 +268,7 @@ pub async fn start(
                             "cannot set up the bridge of the default external network, so routers on it get no gateway and floating IPs do not work");
         }
     }
-    let state_dir = data_dir.join("dhcp");
-    std::fs::create_dir_all(&state_dir)
-        .with_context(|| format!("cannot create {}", state_dir.display()))?;
+    let state_dir = dhcp_dir::prepare(data_dir)?;
     let dnsmasq = Dnsmasq::new(&state_dir);
     let reconciler = Reconciler::new()
         .with_state_dir(data_dir.join("netagent"))
@@ -327,11 +326,12 @@ pub async fn teardown(data_dir: &Path) -> anyhow::Result<Removed> {
         .with_metadata_proxy(Arc::new(NamespaceMetadataProxy::new()));
     let (networks, routers) = reconciler.owned_counts();
     let dataplane = LinuxDataplane::new().context("cannot open a netlink socket; run as root")?;
-    let dnsmasq = Dnsmasq::new(data_dir.join("dhcp"));
+    let dnsmasq = Dnsmasq::new(dhcp_dir::locate(data_dir)?);
     reconciler
         .reconcile(&DesiredState::default(), &dataplane, &dnsmasq)
         .await
         .context("cannot remove the network agent's devices")?;
+    dhcp_dir::remove(data_dir)?;
     // After the routers: their gateway ports sit in the bridge.
     let bridge = external_bridge::remove(&dataplane, &ledger_dir).await?;
     Ok(Removed {

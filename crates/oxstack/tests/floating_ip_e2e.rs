@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use common::{
-    free_port, link_exists, namespace_exists, process_mentions, read_openrc, repo_root, rows, step,
-    wait_for, Cli, HostCleanup, Server,
+    dhcp_dir, free_port, link_exists, namespace_exists, process_mentions, read_openrc, repo_root,
+    rows, skip, step, wait_for, Cli, HostCleanup, Server,
 };
 
 const GUEST: &str = "tools/guest-image/out/oxstack-guest.qcow2";
@@ -87,7 +87,7 @@ fn ping(address: &str) -> Option<String> {
 #[test]
 fn floating_ip_reaches_vm_from_host() {
     if let Some(reason) = missing_prerequisite() {
-        eprintln!("skipped: {reason}");
+        skip(&reason);
         return;
     }
     let temp = tempfile::tempdir().unwrap();
@@ -110,6 +110,8 @@ fn floating_ip_reaches_vm_from_host() {
         data_dir: data_dir.clone(),
     };
     let mut server = Server::start_with_config(&repo_root(), &data_dir, free_port(), Some(&config));
+    // Read before teardown removes the link.
+    let dnsmasq_dir = dhcp_dir(&data_dir).to_string_lossy().into_owned();
     let admin = read_openrc(&data_dir.join("openrc"));
     assert!(link_exists(BRIDGE), "oxstack up did not create {BRIDGE}");
     let addresses = addresses_of(BRIDGE);
@@ -308,9 +310,8 @@ fn floating_ip_reaches_vm_from_host() {
             "qdhcp-{id} is still there"
         );
     }
-    let data_dir_text = data_dir.to_string_lossy().into_owned();
     assert!(
-        !process_mentions("dnsmasq", &data_dir_text),
+        !process_mentions("dnsmasq", &dnsmasq_dir),
         "a dnsmasq of this cloud still runs"
     );
 }

@@ -12,14 +12,15 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use common::{
-    env_as, free_port, link_exists, namespace_exists, process_mentions, read_openrc, repo_root,
-    rows, step, wait_for, Cli, HostCleanup, Server,
+    dhcp_dir, env_as, free_port, link_exists, namespace_exists, process_mentions, read_openrc,
+    repo_root, rows, skip, step, wait_for, Cli, HostCleanup, Server,
 };
 
 const GUEST: &str = "tools/guest-image/out/oxstack-guest.qcow2";
@@ -66,10 +67,13 @@ fn first_address(server: &Value) -> String {
 #[test]
 fn server_walkthrough_boots_a_real_vm() {
     if let Some(reason) = missing_prerequisite() {
-        eprintln!("skipped: {reason}");
+        skip(&reason);
         return;
     }
     let temp = tempfile::tempdir().unwrap();
+    // A private folder, as `mktemp -d` makes: dnsmasq, which runs as
+    // `nobody`, must still read its hosts file.
+    std::fs::set_permissions(temp.path(), PermissionsExt::from_mode(0o700)).unwrap();
     let data_dir = temp.path().join("data");
     let home = temp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
@@ -365,7 +369,7 @@ fn server_walkthrough_boots_a_real_vm() {
         !namespace_exists(&format!("qrouter-{router_id}")),
         "the router's namespace is still there"
     );
-    let data_dir_text = data_dir.to_string_lossy().into_owned();
+    let data_dir_text = dhcp_dir(&data_dir).to_string_lossy().into_owned();
     wait_for(
         "this cloud's dnsmasq processes to end",
         Duration::from_secs(10),

@@ -330,9 +330,11 @@ async fn action(
             authorize(&state, &caller, "set_metadata")?;
             set_metadata(&state, &id, argument).await?
         }
-        other => return Err(ApiError::bad_request(format!(
+        other => {
+            return Err(ApiError::bad_request(format!(
             "Invalid input for field/attribute {other}. Use add_host, remove_host or set_metadata."
-        ))),
+        )))
+        }
     };
     Ok(Json(
         json!({"aggregate": render(&aggregate, version, true)}),
