@@ -29,11 +29,12 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
-# qemu-system-x86 runs the servers; dnsmasq-base serves DHCP in namespaces;
-# nftables carries security groups and routers; genisoimage writes config
-# drives; qemu-utils makes disk overlays; python3-venv holds the CLI;
-# openssh-client makes the demo key pair.
-packages=(qemu-system-x86 qemu-utils genisoimage dnsmasq-base nftables kmod iproute2 openssh-client python3 python3-venv curl ca-certificates)
+# qemu-system-x86 runs the servers; dnsmasq-base serves DHCP in namespaces
+# and dnsmasq-utils releases the leases of deleted ports; nftables carries
+# security groups and routers; genisoimage writes config drives; qemu-utils
+# makes disk overlays; python3-venv holds the CLI; openssh-client makes the
+# demo key pair.
+packages=(qemu-system-x86 qemu-utils genisoimage dnsmasq-base dnsmasq-utils nftables kmod iproute2 openssh-client python3 python3-venv curl ca-certificates)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

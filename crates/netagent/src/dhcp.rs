@@ -107,6 +107,9 @@ pub enum DhcpError {
     },
 }
 
+/// dnsmasq-utils' tool that makes dnsmasq drop one lease.
+const DHCP_RELEASE: &str = "dhcp_release";
+
 /// How long `stop` waits for dnsmasq to exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -230,7 +233,10 @@ impl Dnsmasq {
         let dir = self.network_dir(&config.network_id);
         create_private_dir(&dir)?;
 
-        let hosts_changed = write_if_changed(&dir.join("host"), &hosts_file(&config.hosts))?;
+        let host_path = dir.join("host");
+        let old_hosts = fs::read_to_string(&host_path).unwrap_or_default();
+        let new_hosts = hosts_file(&config.hosts);
+        let hosts_changed = write_if_changed(&host_path, &new_hosts)?;
         let args = self.command_line(config, &dir);
         let args_changed = write_if_changed(&dir.join("args"), &args.join("\n"))?;
 
@@ -247,11 +253,52 @@ impl Dnsmasq {
                     source,
                 })?;
                 tracing::debug!(network_id = %config.network_id, pid = pid.as_raw(), "reloaded dnsmasq hosts");
+                // dnsmasq keeps a removed host's lease in memory and refuses
+                // its address to the next MAC that gets it; Neutron's agent
+                // releases such leases the same way.
+                let stale = stale_leases(&old_hosts, &new_hosts);
+                if !stale.is_empty() && !self.release(config, &stale) {
+                    terminate(&config.network_id, pid)?;
+                    return self.start(config, &args);
+                }
                 Ok(())
             }
             Some(_) => Ok(()),
             None => self.start(config, &args),
         }
+    }
+
+    /// Sends dnsmasq a DHCPRELEASE for each `(mac, address)` with
+    /// `dhcp_release` (Debian's `dnsmasq-utils`). Returns false when one
+    /// could not be sent; the caller then restarts dnsmasq, which forgets
+    /// every lease and re-acknowledges the remaining hosts on renewal.
+    fn release(&self, config: &DhcpConfig, stale: &[(String, String)]) -> bool {
+        for (mac, address) in stale {
+            let outcome = Command::new("ip")
+                .args(["netns", "exec", &config.namespace, DHCP_RELEASE])
+                .args([&config.interface, address, mac])
+                .stdin(Stdio::null())
+                .output();
+            match outcome {
+                Ok(output) if output.status.success() => {
+                    tracing::info!(network_id = %config.network_id, %mac, %address, "released DHCP lease");
+                }
+                Ok(output) => {
+                    tracing::warn!(
+                        network_id = %config.network_id, %mac, %address,
+                        stderr = %String::from_utf8_lossy(&output.stderr).trim(),
+                        "{DHCP_RELEASE} failed (is dnsmasq-utils installed?); restarting dnsmasq to forget the lease"
+                    );
+                    return false;
+                }
+                Err(error) => {
+                    tracing::warn!(network_id = %config.network_id, %error,
+                        "cannot run {DHCP_RELEASE}; restarting dnsmasq to forget the lease");
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     fn stop_blocking(&self, network_id: &str) -> Result<(), DhcpError> {
@@ -306,6 +353,21 @@ fn hosts_file(hosts: &[DhcpHost]) -> String {
         ));
     }
     text
+}
+
+/// Returns `(mac, address)` of each line of the hosts file `old` that
+/// `new` no longer holds: leases dnsmasq must forget.
+fn stale_leases(old: &str, new: &str) -> Vec<(String, String)> {
+    let kept: std::collections::BTreeSet<&str> = new.lines().collect();
+    old.lines()
+        .filter(|line| !kept.contains(line))
+        .filter_map(|line| {
+            let mut fields = line.split(',');
+            let mac = fields.next()?;
+            let address = fields.next_back()?;
+            Some((mac.to_owned(), address.to_owned()))
+        })
+        .collect()
 }
 
 /// Creates the per-network directory readable by dnsmasq after it drops root
@@ -516,6 +578,21 @@ mod tests {
             "fa:16:3e:00:00:01,host-198-18-5-10.openstacklocal,198.18.5.10\n\
              fa:16:3e:00:00:02,host-198-18-5-11.openstacklocal,198.18.5.11\n"
         );
+    }
+
+    #[test]
+    fn stale_leases_are_the_removed_or_changed_lines() {
+        let old = "fa:16:3e:00:00:01,host-10-0-0-3.openstacklocal,10.0.0.3\n\
+                   fa:16:3e:00:00:02,host-10-0-0-4.openstacklocal,10.0.0.4\n";
+        // 10.0.0.3 moved to another MAC; 10.0.0.4 stays.
+        let new = "fa:16:3e:00:00:09,host-10-0-0-3.openstacklocal,10.0.0.3\n\
+                   fa:16:3e:00:00:02,host-10-0-0-4.openstacklocal,10.0.0.4\n";
+        assert_eq!(
+            stale_leases(old, new),
+            vec![("fa:16:3e:00:00:01".to_owned(), "10.0.0.3".to_owned())]
+        );
+        assert!(stale_leases("", new).is_empty());
+        assert_eq!(stale_leases(old, "").len(), 2);
     }
 
     #[test]

@@ -474,6 +474,58 @@ async fn linux_network_serves_dhcp_and_forwards() {
         ],
     );
 
+    // An address handed to another MAC, as when a server is deleted and
+    // the next one gets its address, is leased to the new MAC: the agent
+    // makes dnsmasq forget the old lease.
+    let (namespace, interface) = (&vm_namespaces[1], &vm_interfaces[1]);
+    run_ok("ip", &["-n", namespace, "addr", "flush", "dev", interface]);
+    assert_eq!(lease_address(namespace, interface, &script), vm_ports[1].ip);
+    let moved = PortSpec {
+        mac: random_mac(&mut rng),
+        ..vm_ports[1].clone()
+    };
+    let mac_text = moved.mac.to_string();
+    run_ok(
+        "ip",
+        &["-n", namespace, "link", "set", "dev", interface, "down"],
+    );
+    run_ok(
+        "ip",
+        &[
+            "-n", namespace, "link", "set", "dev", interface, "address", &mac_text,
+        ],
+    );
+    run_ok(
+        "ip",
+        &["-n", namespace, "link", "set", "dev", interface, "up"],
+    );
+    let moved_state = DesiredState {
+        networks: vec![NetworkSpec {
+            ports: vec![vm_ports[0].clone(), moved.clone()],
+            ..both.networks[0].clone()
+        }],
+        ..DesiredState::default()
+    };
+    reconciler
+        .reconcile(&moved_state, &dataplane, &dhcp)
+        .await
+        .unwrap();
+    assert_eq!(
+        lease_address(namespace, interface, &script),
+        moved.ip,
+        "the address that moved to MAC {mac_text} was not leased to it"
+    );
+    if run("sh", &["-c", "command -v dhcp_release"])
+        .status
+        .success()
+    {
+        assert_eq!(
+            dhcp.running_pid(&network_id),
+            Some(pid),
+            "dnsmasq was restarted instead of releasing the lease"
+        );
+    }
+
     // Teardown through the agent: the network disappears from the desired state.
     reconciler
         .reconcile(&DesiredState::default(), &dataplane, &dhcp)

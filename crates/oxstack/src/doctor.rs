@@ -254,6 +254,14 @@ fn check_dataplane(host: &dyn HostProbe, findings: &mut Findings) {
         }
     }
 
+    if !host.has_program("dhcp_release") {
+        findings.notes.push(
+            "dhcp_release is missing (apt-get install dnsmasq-utils): when a deleted port's address goes to a new \
+             port, dnsmasq is restarted to forget the old lease instead of releasing that one lease"
+                .into(),
+        );
+    }
+
     for (module, purpose) in [
         ("bridge", "one bridge per network"),
         (
@@ -697,6 +705,11 @@ mod tests {
                 "{package}: {fixes:?}"
             );
         }
+        assert!(
+            findings.notes.iter().any(|note| note.contains("dnsmasq-utils")),
+            "{:?}",
+            findings.notes
+        );
         assert!(findings
             .problems
             .iter()
