@@ -239,8 +239,15 @@ pub trait NetworkApi: Send + Sync {
     /// Deletes the port; a port that is gone already is not an error.
     async fn delete_port(&self, port_id: &str) -> Result<(), ExternalError>;
 
-    /// The ports whose `device_id` is `device_id`, in creation order.
-    async fn ports_for_device(&self, device_id: &str) -> Result<Vec<PortInfo>, ExternalError>;
+    /// The ports of project `project_id` whose `device_id` is
+    /// `device_id`, in creation order. Any project may name another's
+    /// server as a port's device. As in Nova, such a port is neither shown
+    /// on the server nor deleted with it.
+    async fn ports_for_device(
+        &self,
+        device_id: &str,
+        project_id: &str,
+    ) -> Result<Vec<PortInfo>, ExternalError>;
 
     /// The port on `network_id` that has the fixed address `ip`, of any
     /// project: the metadata API identifies the instance behind a request

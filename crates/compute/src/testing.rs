@@ -435,13 +435,17 @@ impl NetworkApi for FakeNetworks {
         Ok(())
     }
 
-    async fn ports_for_device(&self, device_id: &str) -> Result<Vec<PortInfo>, ExternalError> {
+    async fn ports_for_device(
+        &self,
+        device_id: &str,
+        project_id: &str,
+    ) -> Result<Vec<PortInfo>, ExternalError> {
         Ok(self
             .ports
             .lock()
             .unwrap()
             .iter()
-            .filter(|p| p.device_id == device_id)
+            .filter(|p| p.device_id == device_id && p.project_id == project_id)
             .cloned()
             .collect())
     }

@@ -104,6 +104,107 @@ async fn create_returns_id_links_and_password() {
 }
 
 #[tokio::test]
+async fn fixed_ip_on_another_projects_network_is_forbidden() {
+    let cloud = cloud().await;
+    let shared = "3f1c2b4a-0000-4000-8000-0000000000aa";
+    cloud
+        .fakes
+        .networks
+        .add(shared, "shared", &cloud.alt_project, true);
+    let body = |fixed_ip: Option<&str>| {
+        let mut network = json!({"uuid": shared});
+        if let Some(ip) = fixed_ip {
+            network["fixed_ip"] = json!(ip);
+        }
+        json!({"server": {"name": "s", "imageRef": IMAGE, "flavorRef": "42", "networks": [network]}})
+    };
+
+    // The gateway address of a network the caller does not own.
+    let reply = create(&cloud, &cloud.demo, "2.85", body(Some("10.0.0.1"))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    assert!(
+        message(&reply).contains("Only the owner of network"),
+        "{}",
+        reply.body
+    );
+
+    let assigned = create(&cloud, &cloud.demo, "2.85", body(None)).await;
+    assert_eq!(assigned.status, StatusCode::ACCEPTED, "{}", assigned.body);
+    let owner = create(&cloud, &cloud.alt, "2.85", body(Some("10.0.0.9"))).await;
+    assert_eq!(owner.status, StatusCode::ACCEPTED, "{}", owner.body);
+}
+
+#[tokio::test]
+async fn another_projects_port_naming_the_server_is_neither_shown_nor_deleted() {
+    let cloud = cloud().await;
+    let id = create_server(&cloud, "victim").await;
+    wait_status(&cloud, &id, "ACTIVE").await;
+    let foreign = oxstack_compute::external::PortInfo {
+        id: "3f1c2b4a-0000-4000-8000-0000000000bb".into(),
+        network_id: "3f1c2b4a-0000-4000-8000-0000000000cc".into(),
+        network_name: "alt-net".into(),
+        project_id: cloud.alt_project.clone(),
+        mac_address: "fa:16:3e:00:00:bb".into(),
+        fixed_ips: Vec::new(),
+        floating_ips: Vec::new(),
+        mtu: 1450,
+        device_id: id.clone(),
+        device_owner: "compute:nova".into(),
+        status: "DOWN".into(),
+        security_group_ids: Vec::new(),
+        binding_host: String::new(),
+        vif_type: "unbound".into(),
+    };
+    cloud
+        .fakes
+        .networks
+        .ports
+        .lock()
+        .unwrap()
+        .push(foreign.clone());
+
+    let shown = cloud
+        .get(&format!("/v2.1/servers/{id}"), &cloud.demo, "2.85")
+        .await;
+    assert!(
+        shown.body["server"]["addresses"].get("alt-net").is_none(),
+        "{}",
+        shown.body
+    );
+    let interfaces = cloud
+        .get(
+            &format!("/v2.1/servers/{id}/os-interface"),
+            &cloud.demo,
+            "2.85",
+        )
+        .await;
+    assert!(
+        !interfaces.body.to_string().contains(&foreign.id),
+        "{}",
+        interfaces.body
+    );
+
+    let deleted = cloud
+        .delete(&format!("/v2.1/servers/{id}"), &cloud.demo, "2.85")
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    for _ in 0..200 {
+        let gone = cloud
+            .get(&format!("/v2.1/servers/{id}"), &cloud.admin, "2.85")
+            .await;
+        if gone.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ports = cloud.fakes.networks.ports.lock().unwrap().clone();
+    assert!(
+        ports.iter().any(|port| port.id == foreign.id),
+        "the other project's port went with the server"
+    );
+}
+
+#[tokio::test]
 async fn create_rejects_bad_references() {
     let cloud = cloud().await;
     cloud

@@ -50,7 +50,7 @@ async fn list(
     Version(version): Version,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    load_authorized(
+    let server = load_authorized(
         &state,
         &caller,
         &id,
@@ -58,7 +58,7 @@ async fn list(
         project_target,
     )
     .await?;
-    let ports = ports_of(&state, &id).await;
+    let ports = ports_of(&state, &server).await;
     let items: Vec<Value> = ports.iter().map(|port| attachment(port, version)).collect();
     Ok(Json(json!({ "interfaceAttachments": items })))
 }
@@ -69,7 +69,7 @@ async fn show(
     Version(version): Version,
     Path((id, port_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    load_authorized(
+    let server = load_authorized(
         &state,
         &caller,
         &id,
@@ -77,7 +77,7 @@ async fn show(
         project_target,
     )
     .await?;
-    let ports = ports_of(&state, &id).await;
+    let ports = ports_of(&state, &server).await;
     let port = ports
         .iter()
         .find(|port| port.id == port_id)

@@ -89,7 +89,7 @@ async fn list(
     let ports = state
         .backends
         .networks
-        .ports_for_device(&server.id)
+        .ports_for_device(&server.id, &server.project_id)
         .await
         .map_err(network_error)?;
     let mut ids: Vec<String> = Vec::new();
@@ -184,7 +184,7 @@ async fn group_and_ports(
         Err(error) => return Err(network_error(error)),
     };
     let ports = networks
-        .ports_for_device(&server.id)
+        .ports_for_device(&server.id, &server.project_id)
         .await
         .map_err(network_error)?;
     if ports.is_empty() {

@@ -241,7 +241,7 @@ async fn ips(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    load_authorized(
+    let server = load_authorized(
         &state,
         &caller,
         &id,
@@ -249,7 +249,7 @@ async fn ips(
         project_target,
     )
     .await?;
-    let ports = ports_of(&state, &id).await;
+    let ports = ports_of(&state, &server).await;
     Ok(Json(json!({ "addresses": addresses(&ports, false) })))
 }
 
@@ -258,7 +258,7 @@ async fn ips_of_network(
     caller: Caller,
     Path((id, network)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    load_authorized(
+    let server = load_authorized(
         &state,
         &caller,
         &id,
@@ -266,7 +266,7 @@ async fn ips_of_network(
         project_target,
     )
     .await?;
-    let ports = ports_of(&state, &id).await;
+    let ports = ports_of(&state, &server).await;
     let mut all = addresses(&ports, false);
     let entries = all
         .remove(&network)

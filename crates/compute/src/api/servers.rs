@@ -98,11 +98,17 @@ pub async fn load_authorized(
     Ok(server)
 }
 
-/// Returns the ports of server `id`. A failing network service leaves the
+/// Returns the ports of `server`. A failing network service leaves the
 /// addresses empty rather than failing the request, as Nova shows a
 /// server whose network information it cannot refresh.
-pub async fn ports_of(state: &ComputeState, id: &str) -> Vec<PortInfo> {
-    match state.backends.networks.ports_for_device(id).await {
+pub async fn ports_of(state: &ComputeState, server: &Server) -> Vec<PortInfo> {
+    let id = &server.id;
+    match state
+        .backends
+        .networks
+        .ports_for_device(id, &server.project_id)
+        .await
+    {
         Ok(ports) => ports,
         Err(error) => {
             tracing::warn!(server_id = %id, error = %error, "could not read the server's ports");
@@ -168,7 +174,7 @@ pub async fn render_full(
     version: Microversion,
     server_groups: bool,
 ) -> Value {
-    let ports = ports_of(state, &server.id).await;
+    let ports = ports_of(state, server).await;
     let shown = shown_with_host(state, caller, server, true, server_groups).await;
     let mut server = server_security_groups::with_port_groups(state, server, &ports).await;
     if server_groups {
@@ -295,7 +301,7 @@ async fn list_servers(
     let mut ports_by_server = std::collections::HashMap::new();
     for server in candidates {
         let ports = if needs_ports {
-            ports_of(state, &server.id).await
+            ports_of(state, &server).await
         } else {
             Vec::new()
         };
@@ -317,7 +323,7 @@ async fn list_servers(
         }
         let ports = match ports_by_server.remove(&server.id) {
             Some(ports) => ports,
-            None => ports_of(state, &server.id).await,
+            None => ports_of(state, server).await,
         };
         let shown = shown_with_host(state, caller, server, true, false).await;
         let server = server_security_groups::with_port_groups(state, server, &ports).await;
@@ -395,7 +401,7 @@ async fn update(
     let body = if full {
         render_full(&state, &caller, &server, version, version.at_least(2, 71)).await
     } else {
-        let ports = ports_of(&state, &server.id).await;
+        let ports = ports_of(&state, &server).await;
         let shown = shown_for(
             &state,
             &caller,

@@ -482,6 +482,19 @@ async fn resolve_networks(
                 "Failed to launch instances: max_count cannot be greater than 1 if an fixed_ip is specified.",
             ));
         }
+        // Neutron lets only the network's owner (or an admin) pick an
+        // address (`create_port:fixed_ips:ip_address`). Nova creates the
+        // port with the user's token, so Neutron applies that rule to it,
+        // and so does this check. Without it a project could take a shared
+        // network's gateway address.
+        if entry.fixed_ip.is_some()
+            && network.project_id != caller.project_id()
+            && !caller.is_admin()
+        {
+            return Err(ApiError::forbidden(format!(
+                "Only the owner of network {network_id} may choose a fixed IP address on it; leave fixed_ip out to get one assigned."
+            )));
+        }
         if let Some(ip) = &entry.fixed_ip {
             if let Some(holder) = networks
                 .port_by_ip(&network_id, ip)

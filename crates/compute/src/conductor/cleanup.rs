@@ -69,7 +69,7 @@ impl ComputeService {
         let on_device: Option<BTreeSet<String>> = match self
             .backends
             .networks
-            .ports_for_device(&server.id)
+            .ports_for_device(&server.id, &server.project_id)
             .await
         {
             Ok(found) => Some(found.into_iter().map(|port| port.id).collect()),

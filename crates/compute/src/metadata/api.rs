@@ -199,7 +199,7 @@ async fn identify(
     let ports = service
         .backends
         .networks
-        .ports_for_device(&server.id)
+        .ports_for_device(&server.id, &server.project_id)
         .await
         .map_err(|error| unavailable("the network service", &error.to_string()))?;
     let ports = in_nic_order(&server, ports);

@@ -336,14 +336,21 @@ impl NetworkApi for NeutronBackend {
         Ok(())
     }
 
-    async fn ports_for_device(&self, device_id: &str) -> Result<Vec<PortInfo>, ExternalError> {
+    async fn ports_for_device(
+        &self,
+        device_id: &str,
+        project_id: &str,
+    ) -> Result<Vec<PortInfo>, ExternalError> {
         let ports = self
             .networks
             .ports_of_device(device_id)
             .await
             .map_err(external)?;
         let mut infos = Vec::with_capacity(ports.len());
-        for port in ports {
+        for port in ports
+            .into_iter()
+            .filter(|port| port.project_id.as_str() == project_id)
+        {
             infos.push(self.port_info(port).await?);
         }
         Ok(infos)
@@ -459,9 +466,17 @@ mod tests {
         assert_eq!(bound.binding_host, "node-9");
         assert_eq!(bound.status, "ACTIVE");
 
-        let listed = backend.ports_for_device("server-1").await.unwrap();
+        let listed = backend.ports_for_device("server-1", "p1").await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].id, port.id);
+        assert!(
+            backend
+                .ports_for_device("server-1", "p2")
+                .await
+                .unwrap()
+                .is_empty(),
+            "another project's view of server-1 lists p1's port"
+        );
         let by_ip = backend
             .port_by_ip(&network_id, "10.9.0.2")
             .await
@@ -482,7 +497,7 @@ mod tests {
         backend.delete_port(&port.id).await.unwrap();
         backend.delete_port(&port.id).await.unwrap();
         assert!(backend
-            .ports_for_device("server-1")
+            .ports_for_device("server-1", "p1")
             .await
             .unwrap()
             .is_empty());
