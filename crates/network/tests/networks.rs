@@ -574,3 +574,50 @@ async fn malformed_query_is_bad_request() {
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn shared_network_used_by_others_stays_shared() {
+    let cloud = Cloud::start().await;
+    let reply = cloud
+        .post(
+            "/v2.0/networks",
+            &cloud.admin,
+            json!({"network": {"name": "common", "shared": true}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let id = reply.body["network"]["id"].as_str().unwrap().to_owned();
+    let unshare = json!({"network": {"shared": false}});
+
+    // Nobody else uses it yet: sharing can be withdrawn and given again.
+    let reply = cloud
+        .put(
+            &format!("/v2.0/networks/{id}"),
+            &cloud.admin,
+            unshare.clone(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = cloud
+        .put(
+            &format!("/v2.0/networks/{id}"),
+            &cloud.admin,
+            json!({"network": {"shared": true}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    let port = cloud
+        .post(
+            "/v2.0/ports",
+            &cloud.demo,
+            json!({"port": {"network_id": id}}),
+        )
+        .await;
+    assert_eq!(port.status, StatusCode::CREATED, "{}", port.body);
+    let reply = cloud
+        .put(&format!("/v2.0/networks/{id}"), &cloud.admin, unshare)
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+    assert_eq!(reply.error_type(), "InvalidSharedSetting", "{}", reply.body);
+}

@@ -521,3 +521,52 @@ async fn same_cidr_on_two_routers_is_allowed() {
         .await;
     assert_error(&reply, StatusCode::BAD_REQUEST, "BadRequest");
 }
+
+#[tokio::test]
+async fn interface_on_the_gateway_subnet_is_rejected() {
+    let t = topology().await;
+    let cloud = &t.cloud;
+    let router = create_router(
+        cloud,
+        &cloud.admin,
+        json!({"name": "r3", "external_gateway_info": {"network_id": t.public_id}}),
+    )
+    .await;
+    let id = router["id"].as_str().unwrap();
+    let reply = cloud
+        .put(
+            &format!("/v2.0/routers/{id}/add_router_interface"),
+            &cloud.admin,
+            json!({"subnet_id": t.public_subnet_id}),
+        )
+        .await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "BadRequest");
+    assert!(
+        reply.error_message().contains(&format!(
+            "Router already has a port on subnet {}",
+            t.public_subnet_id
+        )),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn external_network_in_use_stays_external() {
+    let t = topology().await;
+    let cloud = &t.cloud;
+    create_router(
+        cloud,
+        &cloud.demo,
+        json!({"name": "r4", "external_gateway_info": {"network_id": t.public_id}}),
+    )
+    .await;
+    let reply = cloud
+        .put(
+            &format!("/v2.0/networks/{}", t.public_id),
+            &cloud.admin,
+            json!({"network": {"router:external": false}}),
+        )
+        .await;
+    assert_error(&reply, StatusCode::CONFLICT, "ExternalNetworkInUse");
+}

@@ -597,3 +597,59 @@ async fn external_network_subnet_visible_to_members() {
         .collect();
     assert!(aliases.contains(&"subnet-external-network"), "{aliases:?}");
 }
+
+#[tokio::test]
+async fn dhcp_needs_a_range_dnsmasq_can_serve() {
+    let (cloud, network_id) = cloud_with_network().await;
+    for (cidr, message) in [
+        (
+            "10.61.0.0/31",
+            "prefix length that is incompatible with DHCP",
+        ),
+        (
+            "10.61.0.1/32",
+            "prefix length that is incompatible with DHCP",
+        ),
+        ("224.0.0.0/24", "Multicast IP subnet is not supported"),
+        ("127.0.0.0/24", "Loopback IP subnet is not supported"),
+    ] {
+        let reply = cloud
+            .create_subnet(&cloud.demo, subnet_on(&network_id, cidr))
+            .await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "InvalidInput");
+        assert!(
+            reply.error_message().contains(message),
+            "{cidr}: {}",
+            reply.body
+        );
+    }
+
+    // Without DHCP the same small subnet is fine, and turning DHCP on
+    // later is refused the same way.
+    let body = json!({"network_id": network_id, "cidr": "10.61.0.0/31", "ip_version": 4, "enable_dhcp": false});
+    let created = cloud.create_subnet(&cloud.demo, body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["subnet"]["id"].as_str().unwrap();
+    let update = cloud
+        .put(
+            &format!("/v2.0/subnets/{id}"),
+            &cloud.demo,
+            json!({"subnet": {"enable_dhcp": true}}),
+        )
+        .await;
+    assert_error(&update, StatusCode::BAD_REQUEST, "InvalidInput");
+}
+
+#[tokio::test]
+async fn automatic_ipv6_addresses_need_a_64_prefix() {
+    let (cloud, network_id) = cloud_with_network().await;
+    let body = |cidr: &str| {
+        json!({"network_id": network_id, "cidr": cidr, "ip_version": 6,
+               "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"})
+    };
+    let reply = cloud.create_subnet(&cloud.demo, body("fd05::/80")).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "InvalidInput");
+    assert!(reply.error_message().contains("/64"), "{}", reply.body);
+    let ok = cloud.create_subnet(&cloud.demo, body("fd05::/64")).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+}

@@ -14,7 +14,9 @@ use super::body::{self, NeutronBody};
 use super::query::{select_fields, ListQuery, QueryPairs};
 use super::{db_error, security_groups, NetworkState};
 use crate::db;
-use crate::model::{now, Network, NetworkId, NetworkType, Port, Segment, SubnetId};
+use crate::model::{
+    now, Network, NetworkId, NetworkType, Port, Segment, SubnetId, FLOATINGIP_OWNER, ROUTER_GATEWAY,
+};
 use crate::policy::{network_target, Caller};
 use crate::quota;
 use crate::segments::{self, ProviderRequest, SegmentPlan};
@@ -400,6 +402,7 @@ async fn update(
         segments::check_mtu(&state.config, network.segment.network_type, mtu)?;
         network.mtu = mtu;
     }
+    check_flags_not_in_use(&state, &network, &object).await?;
     let flags = [
         ("admin_state_up", &mut network.admin_state_up),
         ("shared", &mut network.shared),
@@ -427,6 +430,47 @@ async fn update(
     Ok(Json(
         json!({ "network": render(&state, &caller, &network, subnet_ids) }),
     ))
+}
+
+/// Refuses, as Neutron does, to make a network non-external while router
+/// gateways or floating IPs use it, or private while other projects have
+/// ports on it: either would strand resources their owners can no longer
+/// see or reach.
+async fn check_flags_not_in_use(
+    state: &NetworkService,
+    network: &Network,
+    object: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let id = &network.id;
+    if network.external && body::boolean(object, "router:external")? == Some(false) {
+        let owners = db::ports::device_owners_on_network(state.pool(), id)
+            .await
+            .map_err(db_error)?;
+        if owners
+            .iter()
+            .any(|owner| owner == ROUTER_GATEWAY || owner == FLOATINGIP_OWNER)
+        {
+            return Err(ApiError::conflict(format!(
+                "External network {id} cannot be updated to be made non-external, since it has existing gateway ports."
+            ))
+            .with_type("ExternalNetworkInUse"));
+        }
+    }
+    if network.shared && body::boolean(object, "shared")? == Some(false) {
+        let projects = db::ports::projects_on_network(state.pool(), id)
+            .await
+            .map_err(db_error)?;
+        if projects
+            .iter()
+            .any(|project| project != network.project_id.as_str())
+        {
+            return Err(ApiError::conflict(format!(
+                "Unable to reconfigure sharing settings for network {id}. Multiple tenants are using it."
+            ))
+            .with_type("InvalidSharedSetting"));
+        }
+    }
+    Ok(())
 }
 
 // The segment of a network is fixed once it is created: changing it would

@@ -14,7 +14,9 @@ use super::routers::find_visible;
 use super::service_ports::{self, ServicePort};
 use super::{db_error, ports, subnets, NetworkState};
 use crate::db;
-use crate::model::{now, Port, PortId, Router, RouterId, SubnetId, ROUTER_INTERFACE};
+use crate::model::{
+    now, Port, PortId, Router, RouterId, SubnetId, ROUTER_GATEWAY, ROUTER_INTERFACE,
+};
 use crate::policy::{router_target, Caller};
 use crate::NetworkService;
 
@@ -42,9 +44,13 @@ fn parse_target(request: &Value) -> Result<Target, ApiError> {
     }
 }
 
-/// Returns the interface ports of `router`.
-async fn interfaces(state: &NetworkService, router: &RouterId) -> Result<Vec<Port>, ApiError> {
-    let ids = db::ports::ids_for_device(state.pool(), router.as_str(), ROUTER_INTERFACE)
+/// Returns the ports of `router` whose device owner is `owner`.
+async fn router_ports(
+    state: &NetworkService,
+    router: &RouterId,
+    owner: &str,
+) -> Result<Vec<Port>, ApiError> {
+    let ids = db::ports::ids_for_device(state.pool(), router.as_str(), owner)
         .await
         .map_err(db_error)?;
     let mut ports = Vec::with_capacity(ids.len());
@@ -56,15 +62,22 @@ async fn interfaces(state: &NetworkService, router: &RouterId) -> Result<Vec<Por
     Ok(ports)
 }
 
-/// Rejects a subnet the router already has an interface on, or one whose
-/// CIDR overlaps a subnet the router is attached to.
+/// Returns the interface ports of `router`.
+async fn interfaces(state: &NetworkService, router: &RouterId) -> Result<Vec<Port>, ApiError> {
+    router_ports(state, router, ROUTER_INTERFACE).await
+}
+
+/// Rejects a subnet the router already has a port on (an interface or
+/// its gateway, as Neutron counts both), or one whose CIDR overlaps a
+/// subnet the router is attached to.
 async fn check_attachable(
     state: &NetworkService,
     router: &Router,
     subnet_ids: &[SubnetId],
 ) -> Result<(), ApiError> {
-    let attached: Vec<SubnetId> = interfaces(state, &router.id)
-        .await?
+    let mut ports = interfaces(state, &router.id).await?;
+    ports.extend(router_ports(state, &router.id, ROUTER_GATEWAY).await?);
+    let attached: Vec<SubnetId> = ports
         .iter()
         .flat_map(|port| port.fixed_ips.iter().map(|f| f.subnet_id.clone()))
         .collect();

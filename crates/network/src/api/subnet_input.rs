@@ -171,22 +171,70 @@ pub fn ipv6_modes(
         }
     }
     let [ra_mode, address_mode] = modes;
-    let invalid = |message: String| {
-        ApiError::bad_request(format!("Invalid input for operation: {message}."))
-            .with_type("InvalidInput")
-    };
     if ip_version == 4 && (ra_mode.is_some() || address_mode.is_some()) {
-        return Err(invalid(
+        return Err(invalid_input(
             "ipv6_ra_mode and ipv6_address_mode cannot be set on an IPv4 subnet".into(),
         ));
     }
     if let (Some(ra), Some(address)) = (&ra_mode, &address_mode) {
         if ra != address {
-            return Err(invalid(format!(
+            return Err(invalid_input(format!(
                 "ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{address}' is not valid. \
                  If both attributes are set, they must be the same value"
             )));
         }
     }
     Ok((ra_mode, address_mode))
+}
+
+/// Neutron's `InvalidInput` error with `message`.
+fn invalid_input(message: String) -> ApiError {
+    ApiError::bad_request(format!("Invalid input for operation: {message}."))
+        .with_type("InvalidInput")
+}
+
+/// Refuses, as Neutron does, a subnet with DHCP on that dnsmasq cannot
+/// serve: one with no room for a DHCP port beside a client (IPv4 longer
+/// than /30, IPv6 longer than /126), or a multicast or loopback range.
+pub fn check_dhcp_range(cidr: &IpNet) -> Result<(), ApiError> {
+    let too_long = match cidr {
+        IpNet::V4(net) => net.prefix_len() > 30,
+        IpNet::V6(net) => net.prefix_len() > 126,
+    };
+    if too_long {
+        return Err(invalid_input(
+            "Subnet has a prefix length that is incompatible with DHCP service enabled".into(),
+        ));
+    }
+    if cidr.network().is_multicast() {
+        return Err(invalid_input(
+            "Multicast IP subnet is not supported if enable_dhcp is True".into(),
+        ));
+    }
+    if cidr.network().is_loopback() {
+        return Err(invalid_input(
+            "Loopback IP subnet is not supported if enable_dhcp is True".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an IPv6 subnet whose addresses are built from the MAC (SLAAC
+/// or DHCPv6-stateless) unless its prefix is /64, which EUI-64 needs.
+pub fn check_ipv6_auto_prefix(
+    cidr: &IpNet,
+    ra_mode: Option<&str>,
+    address_mode: Option<&str>,
+) -> Result<(), ApiError> {
+    let automatic = [ra_mode, address_mode]
+        .into_iter()
+        .flatten()
+        .any(|mode| mode == "slaac" || mode == "dhcpv6-stateless");
+    if automatic && cidr.prefix_len() != 64 {
+        return Err(invalid_input(format!(
+            "Invalid CIDR {cidr} for IPv6 address mode. OpenStack uses the EUI-64 address format, which \
+             requires the prefix to be /64"
+        )));
+    }
+    Ok(())
 }

@@ -322,6 +322,14 @@ async fn create_single(
         &subnet_target(&subnet, &network),
     )?;
     (subnet.ipv6_ra_mode, subnet.ipv6_address_mode) = input::ipv6_modes(&object, ip_version)?;
+    input::check_ipv6_auto_prefix(
+        &subnet.cidr,
+        subnet.ipv6_ra_mode.as_deref(),
+        subnet.ipv6_address_mode.as_deref(),
+    )?;
+    if subnet.enable_dhcp {
+        input::check_dhcp_range(&subnet.cidr)?;
+    }
     subnet.gateway_ip = input::gateway(&object, &subnet.cidr)?
         .unwrap_or_else(|| ipam::default_gateway(&subnet.cidr));
     subnet.allocation_pools = match input::pools(&object)? {
@@ -398,6 +406,9 @@ async fn update(
         subnet.description = description;
     }
     if let Some(enable_dhcp) = body::boolean(&object, "enable_dhcp")? {
+        if enable_dhcp && !subnet.enable_dhcp {
+            input::check_dhcp_range(&subnet.cidr)?;
+        }
         subnet.enable_dhcp = enable_dhcp;
     }
     if let Some(servers) = input::dns_nameservers(&object, id.as_str())? {

@@ -349,6 +349,18 @@ pub async fn device_owners_on_network<'c>(
     rows.iter().map(|row| row.try_get("device_owner")).collect()
 }
 
+/// Returns the distinct projects that own ports on `network_id`.
+pub async fn projects_on_network<'c>(
+    db: impl Executor<'c, Database = Any>,
+    network_id: &NetworkId,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query("SELECT DISTINCT project_id FROM ports WHERE network_id = $1")
+        .bind(network_id.as_str())
+        .fetch_all(db)
+        .await?;
+    rows.iter().map(|row| row.try_get("project_id")).collect()
+}
+
 /// Deletes every port on `network_id` with its addresses and groups.
 pub async fn delete_for_network(
     db: &mut sqlx::AnyConnection,
