@@ -29,11 +29,11 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
-# qemu-system-x86 runs the servers; dnsmasq-base serves DHCP in namespaces
-# and dnsmasq-utils releases the leases of deleted ports; nftables carries
-# security groups and routers; genisoimage writes config drives; qemu-utils
-# makes disk overlays; python3-venv holds the CLI; openssh-client makes the
-# demo key pair.
+# qemu-system-x86 runs the servers. dnsmasq-base serves DHCP in namespaces,
+# and dnsmasq-utils releases the leases of deleted ports. nftables carries
+# security groups and routers. genisoimage writes config drives, qemu-utils
+# makes disk overlays, python3-venv holds the CLI and openssh-client makes
+# the demo key pair.
 packages=(qemu-system-x86 qemu-utils genisoimage dnsmasq-base dnsmasq-utils nftables kmod iproute2 openssh-client python3 python3-venv curl ca-certificates)
 missing=()
 for package in "${packages[@]}"; do
@@ -138,7 +138,7 @@ if ! os keypair show demo-key > /dev/null 2>&1; then
     os keypair create --public-key "$key_file.pub" demo-key > /dev/null
 fi
 if ! os server show demo > /dev/null 2>&1; then
-    log "booting server demo: openstack server create --flavor m1.nano --image oxstack-guest --nic net-id=$network --key-name demo-key --wait demo"
+    log "booting server demo: openstack server create --flavor m1.nano --image oxstack-guest --nic net-id=$network --security-group default --key-name demo-key --wait demo"
     os server create --flavor m1.nano --image oxstack-guest --nic "net-id=$network" \
         --security-group default --key-name demo-key --wait demo > /dev/null
 fi

@@ -270,8 +270,8 @@ impl Dnsmasq {
 
     /// Sends dnsmasq a DHCPRELEASE for each `(mac, address)` with
     /// `dhcp_release` (Debian's `dnsmasq-utils`). Returns false when one
-    /// could not be sent; the caller then restarts dnsmasq, which forgets
-    /// every lease and re-acknowledges the remaining hosts on renewal.
+    /// could not be sent; the caller then restarts dnsmasq, which drops
+    /// every lease and acknowledges the remaining hosts again on renewal.
     fn release(&self, config: &DhcpConfig, stale: &[(String, String)]) -> bool {
         for (mac, address) in stale {
             let outcome = Command::new("ip")

@@ -284,7 +284,11 @@ fn check_dataplane(host: &dyn HostProbe, findings: &mut Findings) {
 
     // The network agent loads br_netfilter and sets the sysctl when it
     // starts as root, so these are notes with the command that does it.
-    if host.kernel_module_loaded("br_netfilter") {
+    // The sysctl exists only while br_netfilter is active, which also
+    // covers kernels that build it in without listing it in /sys/module.
+    if host.kernel_module_loaded("br_netfilter")
+        || host.read_setting(BRIDGE_NF_CALL_IPTABLES).is_some()
+    {
         match host.read_setting(BRIDGE_NF_CALL_IPTABLES).as_deref() {
             Some("1") => {}
             value => findings.notes.push(format!(
@@ -372,7 +376,11 @@ fn check_qemu(config: &Config, host: &dyn HostProbe, findings: &mut Findings) {
         return;
     }
     match host.kvm_check(&qemu_binary) {
-        Ok(()) => findings.notes.push("KVM is usable: servers run with hardware virtualisation".into()),
+        Ok(()) => findings.notes.push(
+            "KVM is usable: servers run with hardware virtualisation unless `oxstack up --virt-type qemu` \
+             asks for software emulation"
+                .into(),
+        ),
         Err(reason) if virt_type == VirtType::Auto => findings.notes.push(format!(
             "KVM is not usable, so virt_type auto runs servers under software emulation (TCG), which works but \
              slowly: {reason}"
@@ -565,6 +573,7 @@ mod tests {
                     "qemu-system-x86_64",
                     "qemu-img",
                     "genisoimage",
+                    "dhcp_release",
                 ]
                 .into(),
                 modules: [
@@ -706,7 +715,10 @@ mod tests {
             );
         }
         assert!(
-            findings.notes.iter().any(|note| note.contains("dnsmasq-utils")),
+            findings
+                .notes
+                .iter()
+                .any(|note| note.contains("dnsmasq-utils")),
             "{:?}",
             findings.notes
         );
@@ -753,6 +765,21 @@ mod tests {
                 .notes
                 .iter()
                 .any(|n| n.contains("bridge-nf-call-iptables is 0") && n.contains("sysctl -w")),
+            "{:?}",
+            findings.notes
+        );
+    }
+
+    #[test]
+    fn built_in_bridge_netfilter_is_not_reported_unloaded() {
+        let mut host = FakeHost::complete();
+        host.loaded.remove("br_netfilter");
+        let findings = check(&config_with(&[]), &host);
+        assert!(
+            !findings
+                .notes
+                .iter()
+                .any(|n| n.contains("br_netfilter is not loaded")),
             "{:?}",
             findings.notes
         );

@@ -436,8 +436,8 @@ pub fn skip(reason: &str) {
     eprintln!("skipped: {reason}");
 }
 
-/// The folder dnsmasq's files of the cloud in `data_dir` sit in:
-/// `DATA_DIR/dhcp` links to it.
+/// Returns the folder that holds dnsmasq's files for the cloud in
+/// `data_dir`, where `DATA_DIR/dhcp` links.
 pub fn dhcp_dir(data_dir: &Path) -> PathBuf {
     std::fs::read_link(data_dir.join("dhcp")).unwrap_or(data_dir.join("dhcp"))
 }
