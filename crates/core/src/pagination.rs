@@ -19,11 +19,14 @@ impl PageRequest {
         for (key, value) in pairs {
             match key.as_str() {
                 "limit" => {
-                    let limit: usize = value.parse().map_err(|_| {
-                        ApiError::bad_request(format!(
+                    if value.is_empty() || !value.bytes().all(|byte| byte.is_ascii_digit()) {
+                        return Err(ApiError::bad_request(format!(
                             "Invalid limit '{value}': limit must be a non-negative integer."
-                        ))
-                    })?;
+                        )));
+                    }
+                    // A number too large for usize is still a valid
+                    // request for the largest page.
+                    let limit = value.parse::<usize>().unwrap_or(usize::MAX);
                     page.limit = Some(limit.min(max_limit));
                 }
                 "marker" => page.marker = Some(value.clone()),
@@ -143,8 +146,15 @@ mod tests {
             PageRequest::from_query(&pairs, 1000).unwrap().limit,
             Some(1000)
         );
-        let bad = vec![("limit".to_owned(), "-1".to_owned())];
-        assert!(PageRequest::from_query(&bad, 1000).is_err());
+        let huge = vec![("limit".to_owned(), "99999999999999999999".to_owned())];
+        assert_eq!(
+            PageRequest::from_query(&huge, 1000).unwrap().limit,
+            Some(1000)
+        );
+        for bad in ["-1", "", "1.5", "ten"] {
+            let pairs = vec![("limit".to_owned(), bad.to_owned())];
+            assert!(PageRequest::from_query(&pairs, 1000).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

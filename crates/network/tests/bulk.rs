@@ -81,7 +81,7 @@ async fn failed_bulk_item_removes_created_ones() {
             "/v2.0/ports",
             &cloud.demo,
             json!({"ports": [{"network_id": network["id"], "name": "first"},
-                             {"network_id": "no-such-network"}]}),
+                             {"network_id": "6e1b9a59-0000-4000-8000-00000000dead"}]}),
         )
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);

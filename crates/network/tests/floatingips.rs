@@ -334,7 +334,7 @@ async fn create_rules() {
     let reply = create_fip(
         cloud,
         &cloud.demo,
-        json!({"floating_network_id": "missing"}),
+        json!({"floating_network_id": "6e1b9a59-0000-4000-8000-00000000dead"}),
     )
     .await;
     assert_error(&reply, StatusCode::NOT_FOUND, "NetworkNotFound");

@@ -136,7 +136,7 @@ async fn device_port_with_fixed_ip_and_bad_input() {
     );
 
     request.security_groups = Vec::new();
-    request.network_id = "no-such-network".to_owned();
+    request.network_id = "6e1b9a59-0000-4000-8000-00000000dead".to_owned();
     let gone = cloud
         .service
         .create_device_port(&request)

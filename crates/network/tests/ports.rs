@@ -245,7 +245,7 @@ async fn bad_address_requests_have_neutron_types() {
             "HTTPBadRequest",
         ),
         (
-            json!([{"subnet_id": "no-such-subnet"}]),
+            json!([{"subnet_id": "6e1b9a59-0000-4000-8000-00000000dead"}]),
             StatusCode::NOT_FOUND,
             "SubnetNotFound",
         ),
@@ -279,6 +279,9 @@ async fn bad_address_requests_have_neutron_types() {
     let reply = create_port(&cloud, &cloud.demo, json!({"name": "no-network"})).await;
     assert_error(&reply, StatusCode::BAD_REQUEST, "HTTPBadRequest");
     let reply = create_port(&cloud, &cloud.demo, json!({"network_id": "nope"})).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "HTTPBadRequest");
+    let missing = json!({"network_id": "6e1b9a59-0000-4000-8000-00000000dead"});
+    let reply = create_port(&cloud, &cloud.demo, missing).await;
     assert_error(&reply, StatusCode::NOT_FOUND, "NetworkNotFound");
 }
 

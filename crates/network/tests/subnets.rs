@@ -259,9 +259,27 @@ async fn malformed_attributes_are_bad_requests() {
         .await;
     assert_error(&missing, StatusCode::BAD_REQUEST, "HTTPBadRequest");
     let unknown_network = cloud
-        .create_subnet(&cloud.demo, subnet_on("no-such-network", "10.9.0.0/24"))
+        .create_subnet(
+            &cloud.demo,
+            subnet_on("6e1b9a59-0000-4000-8000-00000000dead", "10.9.0.0/24"),
+        )
         .await;
     assert_error(&unknown_network, StatusCode::NOT_FOUND, "NetworkNotFound");
+    let malformed_network = cloud
+        .create_subnet(&cloud.demo, subnet_on("no-such-network", "10.9.0.0/24"))
+        .await;
+    assert_error(
+        &malformed_network,
+        StatusCode::BAD_REQUEST,
+        "HTTPBadRequest",
+    );
+    assert!(
+        malformed_network
+            .error_message()
+            .contains("'no-such-network' is not a valid UUID"),
+        "{}",
+        malformed_network.body
+    );
     let pool = cloud
         .create_subnet(
             &cloud.demo,

@@ -92,6 +92,22 @@ pub fn string(
     }
 }
 
+/// Reads a string attribute that must be a UUID (a reference to another
+/// resource): a malformed one is a 400 naming the attribute, as in Neutron,
+/// rather than a 404 for a resource that could never exist.
+pub fn uuid(object: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    let Some(text) = string(object, key, 255)? else {
+        return Ok(None);
+    };
+    if uuid::Uuid::parse_str(&text).is_err() {
+        return Err(invalid_attribute(
+            key,
+            format!("'{text}' is not a valid UUID"),
+        ));
+    }
+    Ok(Some(text))
+}
+
 /// Reads a string that may also be JSON null (`gateway_ip`, modes).
 pub fn nullable_string(
     object: &Map<String, Value>,

@@ -205,8 +205,7 @@ async fn create(
     NeutronBody(request): NeutronBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let object = body::resource_object(request, "floatingip", CREATE_ATTRIBUTES)?;
-    let Some(network_id) = body::string(&object, "floating_network_id", 255)?.map(NetworkId::new)
-    else {
+    let Some(network_id) = body::uuid(&object, "floating_network_id")?.map(NetworkId::new) else {
         return Err(body::bad_request(
             "Failed to parse request. Required attribute 'floating_network_id' not specified",
         ));

@@ -93,7 +93,7 @@ pub fn fixed_ips(object: &Map<String, Value>) -> Result<Option<Vec<IpRequest>>, 
                 format!("'{key}' is not a valid key of a fixed IP"),
             ));
         }
-        let subnet_id = body::string(entry, "subnet_id", 255)?.map(SubnetId::new);
+        let subnet_id = body::uuid(entry, "subnet_id")?.map(SubnetId::new);
         let ip_address = match body::string(entry, "ip_address", 64)? {
             Some(text) => Some(text.parse().map_err(|_| {
                 invalid_attribute("fixed_ips", format!("'{text}' is not a valid IP address"))
@@ -220,9 +220,12 @@ mod tests {
 
     #[test]
     fn fixed_ip_entries() {
-        let object = json!({"fixed_ips": [{"subnet_id": "s"}, {"ip_address": "10.0.0.5"}]});
+        let subnet = "6e1b9a59-0000-4000-8000-000000000001";
+        let object = json!({"fixed_ips": [{"subnet_id": subnet}, {"ip_address": "10.0.0.5"}]});
         let requests = fixed_ips(object.as_object().unwrap()).unwrap().unwrap();
-        assert_eq!(requests[0].subnet_id, Some(SubnetId::new("s")));
+        assert_eq!(requests[0].subnet_id, Some(SubnetId::new(subnet)));
+        let object = json!({"fixed_ips": [{"subnet_id": "s"}]});
+        assert!(fixed_ips(object.as_object().unwrap()).is_err());
         assert_eq!(requests[1].ip_address, Some("10.0.0.5".parse().unwrap()));
         let object = json!({"fixed_ips": [{"ip_address": "10.0.0.500"}]});
         assert!(fixed_ips(object.as_object().unwrap()).is_err());

@@ -290,7 +290,7 @@ pub async fn create_port(
     caller: &Caller,
     object: &Map<String, Value>,
 ) -> Result<(Port, Network), ApiError> {
-    let Some(network_id) = body::string(object, "network_id", 255)?.map(NetworkId::new) else {
+    let Some(network_id) = body::uuid(object, "network_id")?.map(NetworkId::new) else {
         return Err(body::bad_request(
             "Failed to parse request. Required attribute 'network_id' not specified",
         ));

@@ -54,7 +54,7 @@ pub fn parse(object: &Map<String, Value>) -> Result<Option<GatewayRequest>, ApiE
             format!("'{key}' is not a valid key"),
         ));
     }
-    let Some(network_id) = body::string(info, "network_id", 255)? else {
+    let Some(network_id) = body::uuid(info, "network_id")? else {
         return Err(body::invalid_attribute(
             "external_gateway_info",
             "'network_id' is required",

@@ -272,10 +272,7 @@ async fn create_single(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let object = body::resource_object(request, "subnet", CREATE_ATTRIBUTES)?;
     reject_unsupported(&object)?;
-    let network_id = NetworkId::new(required(
-        body::string(&object, "network_id", 255)?,
-        "network_id",
-    )?);
+    let network_id = NetworkId::new(required(body::uuid(&object, "network_id")?, "network_id")?);
     let ip_version = required(body::integer(&object, "ip_version")?, "ip_version")?;
     let ip_version = match ip_version {
         4 => 4,
