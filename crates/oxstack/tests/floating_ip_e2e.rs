@@ -15,31 +15,18 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use common::{
-    dhcp_dir, free_port, link_exists, namespace_exists, process_mentions, read_openrc, repo_root,
-    rows, skip, step, wait_for, Cli, HostCleanup, Server,
+    dhcp_dir, field, free_port, link_exists, missing_vm_prerequisite, namespace_exists,
+    process_mentions, read_openrc, repo_root, rows, skip, step, wait_for, Cli, HostCleanup, Server,
 };
 
-const GUEST: &str = "tools/guest-image/out/oxstack-guest.qcow2";
 const BRIDGE: &str = "br-ex";
 
+/// Returns why this test cannot run here: the VM prerequisites, and br-ex
+/// free for the cloud it starts.
 fn missing_prerequisite() -> Option<String> {
-    if !std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
-    {
-        return Some("not root".into());
-    }
-    if !repo_root().join(GUEST).is_file() {
-        return Some(format!(
-            "{GUEST} is missing (tools/guest-image/build.sh builds it)"
-        ));
-    }
-    let qemu = Command::new("qemu-system-x86_64").arg("--version").output();
-    if !qemu.is_ok_and(|o| o.status.success()) {
-        return Some("qemu-system-x86_64 is missing".into());
+    if let Some(reason) = missing_vm_prerequisite() {
+        return Some(reason);
     }
     if link_exists(BRIDGE) {
         return Some(format!(
@@ -47,12 +34,6 @@ fn missing_prerequisite() -> Option<String> {
         ));
     }
     None
-}
-
-fn field<'a>(object: &'a Value, name: &str) -> &'a str {
-    object[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string field {name} in {object}"))
 }
 
 /// Returns the IPv4 addresses of `link` in the host namespace, as

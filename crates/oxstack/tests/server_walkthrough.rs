@@ -19,36 +19,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use common::{
-    dhcp_dir, env_as, free_port, link_exists, namespace_exists, process_mentions, read_openrc,
-    repo_root, rows, skip, step, wait_for, Cli, HostCleanup, Server,
+    dhcp_dir, env_as, field, free_port, link_exists, missing_vm_prerequisite, namespace_exists,
+    process_mentions, read_openrc, repo_root, rows, skip, step, wait_for, Cli, HostCleanup, Server,
 };
-
-const GUEST: &str = "tools/guest-image/out/oxstack-guest.qcow2";
-
-fn missing_prerequisite() -> Option<String> {
-    if !std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
-    {
-        return Some("not root".into());
-    }
-    if !repo_root().join(GUEST).is_file() {
-        return Some(format!(
-            "{GUEST} is missing (tools/guest-image/build.sh builds it)"
-        ));
-    }
-    let qemu = Command::new("qemu-system-x86_64").arg("--version").output();
-    if !qemu.is_ok_and(|o| o.status.success()) {
-        return Some("qemu-system-x86_64 is missing".into());
-    }
-    None
-}
-
-fn field<'a>(object: &'a Value, name: &str) -> &'a str {
-    object[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string field {name} in {object}"))
-}
 
 /// The first IPv4 address in `server show`'s `addresses` field, which the
 /// CLI prints as `{"net1": ["10.0.0.5"]}` in JSON output.
@@ -66,7 +39,7 @@ fn first_address(server: &Value) -> String {
 
 #[test]
 fn server_walkthrough_boots_a_real_vm() {
-    if let Some(reason) = missing_prerequisite() {
+    if let Some(reason) = missing_vm_prerequisite() {
         skip(&reason);
         return;
     }

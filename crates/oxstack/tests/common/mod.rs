@@ -427,6 +427,38 @@ pub fn count_rows(value: &Value, column: &str, expected: &str) -> usize {
         .count()
 }
 
+/// The test guest, relative to the repository root.
+pub const GUEST: &str = "tools/guest-image/out/oxstack-guest.qcow2";
+
+/// Returns why a test that boots the test guest on QEMU cannot run here:
+/// it needs root (taps, bridges, namespaces), the guest and QEMU.
+pub fn missing_vm_prerequisite() -> Option<String> {
+    let root = std::fs::metadata("/proc/self")
+        .map(|meta| std::os::unix::fs::MetadataExt::uid(&meta) == 0)
+        .unwrap_or(false);
+    if !root {
+        return Some("not root".into());
+    }
+    if !repo_root().join(GUEST).is_file() {
+        return Some(format!(
+            "{GUEST} is missing (tools/guest-image/build.sh builds it)"
+        ));
+    }
+    let qemu = Command::new("qemu-system-x86_64").arg("--version").output();
+    if !qemu.is_ok_and(|output| output.status.success()) {
+        return Some("qemu-system-x86_64 is missing".into());
+    }
+    None
+}
+
+/// Returns the string field `name` of `object`, failing the test when it
+/// is missing.
+pub fn field<'a>(object: &'a Value, name: &str) -> &'a str {
+    object[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string field {name} in {object}"))
+}
+
 /// Reports why a host test cannot run on this machine, and passes it.
 /// Under CI (`.ci/run` sets `CI`) the machine is prepared for every test,
 /// so a missing prerequisite fails the test rather than hiding it.
