@@ -1,7 +1,7 @@
 //! Host aggregates: named sets of compute hosts with metadata. The
 //! `availability_zone` key of an aggregate's metadata puts its hosts in
-//! that zone, as in Nova; a host in no such aggregate is in the default
-//! zone (`[DEFAULT] default_availability_zone`, `nova`).
+//! that zone, as in Nova. A host in no such aggregate is in the default
+//! zone (`[DEFAULT] default_availability_zone`, by default `nova`).
 
 use std::collections::BTreeMap;
 
@@ -16,7 +16,7 @@ pub const ZONE_KEY: &str = "availability_zone";
 pub struct Aggregate {
     /// The integer id of the URL (`/os-aggregates/{id}`).
     pub id: i64,
-    /// Shown from microversion 2.41.
+    /// The UUID, shown from microversion 2.41.
     pub uuid: String,
     pub name: String,
     pub metadata: BTreeMap<String, String>,
@@ -97,9 +97,10 @@ pub async fn get(db: &Pool, id: i64) -> Result<Option<Aggregate>, sqlx::Error> {
     Ok(Some(aggregate))
 }
 
-/// Stores a new aggregate named `name` with the next integer id (Nova's
-/// ids are integers) and returns it; `None` when the name is taken. Two
-/// concurrent creates may pick the same id, and the loser retries.
+/// Stores a new aggregate named `name` with the next integer id, because Nova's
+/// ids are integers, and returns it. Returns `None` when the name is taken.
+/// Two concurrent creates may pick the same id, so the loser retries, up to
+/// five attempts in all.
 pub async fn insert(
     db: &Pool,
     name: &str,
@@ -159,7 +160,7 @@ async fn name_taken(db: &Pool, name: &str, except: Option<i64>) -> Result<bool, 
     Ok(taken.is_some())
 }
 
-/// Writes the name and metadata of `aggregate`; returns false when the
+/// Writes the name and metadata of `aggregate`. Returns false when the
 /// name belongs to another aggregate.
 pub async fn update(db: &Pool, aggregate: &Aggregate) -> Result<bool, sqlx::Error> {
     if name_taken(db, &aggregate.name, Some(aggregate.id)).await? {
@@ -195,7 +196,7 @@ pub async fn delete(db: &Pool, id: i64) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Adds `host` to aggregate `id`; returns false when it is there already.
+/// Adds `host` to aggregate `id`. Returns false when the host is already in it.
 pub async fn add_host(db: &Pool, id: i64, host: &str, now: i64) -> Result<bool, sqlx::Error> {
     let present: Option<(String,)> = sqlx::query_as(
         "SELECT host FROM compute_aggregate_hosts WHERE aggregate_id = $1 AND host = $2",
@@ -223,7 +224,7 @@ pub async fn add_host(db: &Pool, id: i64, host: &str, now: i64) -> Result<bool, 
     Ok(true)
 }
 
-/// Removes `host` from aggregate `id`; returns false when it was not there.
+/// Removes `host` from aggregate `id`. Returns false when the host was not in it.
 pub async fn remove_host(db: &Pool, id: i64, host: &str, now: i64) -> Result<bool, sqlx::Error> {
     let removed =
         sqlx::query("DELETE FROM compute_aggregate_hosts WHERE aggregate_id = $1 AND host = $2")

@@ -34,8 +34,9 @@ pub struct ComputeConfig {
     /// Seconds a guest gets to shut down on `os-stop` before it is stopped
     /// forcibly.
     pub shutdown_timeout: u64,
-    /// Attach a config drive to every server, asked for or not. On by
-    /// default because all-in-one serves no metadata route to guests yet.
+    /// Whether to attach a config drive to every server, requested or not.
+    /// On by default, so a guest gets its key and user data even on a
+    /// network without DHCP, where no route to the metadata proxy exists.
     pub force_config_drive: bool,
     /// The address of this host as other hosts reach it, shown as the
     /// hypervisor's `host_ip` [default: 127.0.0.1].

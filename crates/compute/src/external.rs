@@ -1,23 +1,24 @@
-//! What the compute service needs from the other services, as traits: the
+//! Traits for the calls the compute service makes to other services. The
 //! binary implements them over the in-process services, and a multi-node
-//! deployment over HTTP. Compute never reads another service's tables.
+//! deployment implements them over HTTP. Compute never reads another
+//! service's tables.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use oxstack_core::AuthContext;
 
-/// Why a call to another service failed.
+/// The reason a call to another service failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExternalErrorKind {
-    /// The thing asked for does not exist or is not visible to the caller.
+    /// The requested resource does not exist or is not visible to the caller.
     NotFound,
     /// The request conflicts with the current state (an address in use, a
     /// port bound elsewhere, no free address left).
     Conflict,
     /// The request itself is wrong (an address outside the subnet).
     BadRequest,
-    /// The other service failed; the message says how.
+    /// The other service failed, and the message states how.
     Unavailable,
 }
 
@@ -38,12 +39,12 @@ impl ExternalError {
     }
 }
 
-/// An image as compute sees it.
+/// An image, with the fields compute reads.
 #[derive(Debug, Clone)]
 pub struct ImageInfo {
     pub id: String,
     pub name: Option<String>,
-    /// Glance's status; only `active` images boot.
+    /// The Glance status. Only `active` images boot.
     pub status: String,
     pub disk_format: Option<String>,
     pub container_format: Option<String>,
@@ -69,19 +70,19 @@ pub struct ImageInfo {
 /// The image service, as compute calls it.
 #[async_trait::async_trait]
 pub trait ImageApi: Send + Sync {
-    /// The image `id` if `caller` may see it.
+    /// Returns the image `id` if `caller` may read it.
     async fn get_image(
         &self,
         caller: &AuthContext,
         id: &str,
     ) -> Result<Option<ImageInfo>, ExternalError>;
 
-    /// The image `id` whatever its visibility, for the build of a server
-    /// whose image the API already checked the caller may use. A build runs
-    /// without the caller's token.
+    /// Returns the image `id` whatever its visibility. The build of a server
+    /// uses it, because a build runs without the caller's token and the API
+    /// already checked that the caller may use the image.
     async fn image_for_host(&self, id: &str) -> Result<Option<ImageInfo>, ExternalError>;
 
-    /// The images `caller` may list that match `query`, which uses the
+    /// Returns the images `caller` may list that match `query`, which uses the
     /// image service's v2 names (`name`, `status`, `min_ram`,
     /// `updated_at=gte:…`, `limit`, `marker`, extra properties by name).
     /// An invalid query or an unknown marker is `BadRequest`.
@@ -91,9 +92,9 @@ pub trait ImageApi: Send + Sync {
         query: &[(String, String)],
     ) -> Result<Vec<ImageInfo>, ExternalError>;
 
-    /// Deletes image `id` as `caller`: `NotFound` when `caller` cannot see
-    /// it, `Forbidden` when it may not delete it, `Conflict` for a
-    /// protected image.
+    /// Deletes image `id` as `caller`. Fails with `NotFound` when `caller`
+    /// cannot read it, `Forbidden` when it may not delete it, and `Conflict`
+    /// for a protected image.
     async fn delete_image(&self, caller: &AuthContext, id: &str) -> Result<(), ImageChangeError>;
 
     /// Makes `properties` the image's complete set of additional
@@ -106,19 +107,19 @@ pub trait ImageApi: Send + Sync {
     ) -> Result<ImageInfo, ImageChangeError>;
 }
 
-/// Why a change to an image through compute's image proxy failed. It is
-/// apart from [`ExternalError`] because only these calls can be forbidden
-/// for an image the caller sees.
+/// The reason a change to an image through compute's image proxy failed.
+/// It is separate from [`ExternalError`] because only these calls can be
+/// forbidden for an image the caller can read.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ImageChangeError {
-    /// The caller may see the image but not change it.
+    /// The caller may read the image but not change it.
     #[error("{0}")]
     Forbidden(String),
     #[error(transparent)]
     Other(#[from] ExternalError),
 }
 
-/// A network as compute sees it.
+/// A network, with the fields compute reads.
 #[derive(Debug, Clone)]
 pub struct NetworkInfo {
     pub id: String,
@@ -127,8 +128,8 @@ pub struct NetworkInfo {
     pub mtu: u32,
     pub shared: bool,
     pub external: bool,
-    /// Whether the network has at least one subnet: Nova refuses to boot
-    /// on a network without one.
+    /// Whether the network has at least one subnet, because Nova rejects a
+    /// boot on a network without one.
     pub has_subnets: bool,
 }
 
@@ -147,7 +148,7 @@ pub struct FixedIp {
     pub enable_dhcp: bool,
 }
 
-/// A port as compute sees it.
+/// A port, with the fields compute reads.
 #[derive(Debug, Clone)]
 pub struct PortInfo {
     pub id: String,
@@ -163,21 +164,21 @@ pub struct PortInfo {
     pub device_owner: String,
     pub status: String,
     pub security_group_ids: Vec<String>,
-    /// `binding:host_id`; empty when unbound.
+    /// `binding:host_id`, or empty when unbound.
     pub binding_host: String,
     /// `binding:vif_type`.
     pub vif_type: String,
 }
 
-/// A port compute asks the network service to create for a server.
+/// A port that compute requests the network service to create for a server.
 #[derive(Debug, Clone)]
 pub struct PortRequest {
     /// The server's project, which owns the port.
     pub project_id: String,
     pub network_id: String,
-    /// The address asked for in `networks: [{"fixed_ip": …}]`.
+    /// The address requested in `networks: [{"fixed_ip": …}]`.
     pub fixed_ip: Option<String>,
-    /// Security group ids; empty uses the project's `default` group.
+    /// Security group ids. An empty list selects the project's `default` group.
     pub security_group_ids: Vec<String>,
     /// The server id.
     pub device_id: String,
@@ -188,37 +189,37 @@ pub struct PortRequest {
 /// The network service, as compute calls it.
 #[async_trait::async_trait]
 pub trait NetworkApi: Send + Sync {
-    /// The network `id` if `caller` may use it.
+    /// Returns the network `id` if `caller` may use it.
     async fn get_network(
         &self,
         caller: &AuthContext,
         id: &str,
     ) -> Result<Option<NetworkInfo>, ExternalError>;
 
-    /// The networks `caller` may boot on without naming one: its project's
-    /// own and the shared ones, not external ones.
+    /// Returns the networks `caller` may boot on without naming one: its
+    /// project's own and the shared ones, but not external ones.
     async fn available_networks(
         &self,
         caller: &AuthContext,
     ) -> Result<Vec<NetworkInfo>, ExternalError>;
 
-    /// Resolves security group names or ids visible to `caller` to ids;
-    /// the error names the first that matches nothing.
+    /// Resolves security group names or ids visible to `caller` to ids.
+    /// The error names the first one that matches no group.
     async fn security_group_ids(
         &self,
         caller: &AuthContext,
         names: &[String],
     ) -> Result<Vec<String>, ExternalError>;
 
-    /// The port `id` if `caller` may use it.
+    /// Returns the port `id` if `caller` may use it.
     async fn get_port(
         &self,
         caller: &AuthContext,
         id: &str,
     ) -> Result<Option<PortInfo>, ExternalError>;
 
-    /// Creates a port. The API checked the caller may use the network
-    /// before the server was accepted; the build runs without a token.
+    /// Creates a port. The build calls it without a token, because the API
+    /// checked that the caller may use the network before it accepted the server.
     async fn create_port(&self, request: &PortRequest) -> Result<PortInfo, ExternalError>;
 
     /// Sets the device of an existing port (a port the user passed in).
@@ -236,32 +237,32 @@ pub trait NetworkApi: Send + Sync {
     /// Clears the port's device and binding (a port the user passed in).
     async fn release_port(&self, port_id: &str) -> Result<(), ExternalError>;
 
-    /// Deletes the port; a port that is gone already is not an error.
+    /// Deletes the port. A port that is already gone is not an error.
     async fn delete_port(&self, port_id: &str) -> Result<(), ExternalError>;
 
-    /// The ports of project `project_id` whose `device_id` is
-    /// `device_id`, in creation order. Any project may name another's
-    /// server as a port's device. As in Nova, such a port is neither shown
-    /// on the server nor deleted with it.
+    /// Lists the ports of project `project_id` whose `device_id` is
+    /// `device_id`, in creation order. The project filter matters because any
+    /// project may name another's server as a port's device. As in Nova, such
+    /// a foreign port is neither shown on the server nor deleted with it.
     async fn ports_for_device(
         &self,
         device_id: &str,
         project_id: &str,
     ) -> Result<Vec<PortInfo>, ExternalError>;
 
-    /// The port on `network_id` that has the fixed address `ip`, of any
-    /// project: the metadata API identifies the instance behind a request
-    /// by it, as Neutron's metadata agent does.
+    /// Finds the port of any project on `network_id` with the fixed address
+    /// `ip`. The metadata API identifies the instance behind a request this
+    /// way, as Neutron's metadata agent does.
     async fn port_by_ip(
         &self,
         network_id: &str,
         ip: &str,
     ) -> Result<Option<PortInfo>, ExternalError>;
 
-    /// The networks router `router_id` has an interface on (ports whose
-    /// `device_owner` is `network:router_interface*`, not the gateway);
-    /// empty for an unknown router. The metadata API searches them for a
-    /// request that a router namespace's proxy forwarded.
+    /// Returns the networks that router `router_id` has an interface on
+    /// (ports whose `device_owner` is `network:router_interface*`, not the
+    /// gateway), or an empty list for an unknown router. The metadata API
+    /// searches them for a request that a router namespace's proxy forwarded.
     async fn router_network_ids(&self, router_id: &str) -> Result<Vec<String>, ExternalError>;
 
     /// Replaces the security groups of port `port_id` with `group_ids`
@@ -272,8 +273,8 @@ pub trait NetworkApi: Send + Sync {
         group_ids: &[String],
     ) -> Result<PortInfo, ExternalError>;
 
-    /// Returns the names of security groups `group_ids`, in the same order;
-    /// an id that matches no group keeps the id as its name.
+    /// Returns the names of security groups `group_ids`, in the same order.
+    /// An id that matches no group is returned as its own name.
     async fn security_group_names(
         &self,
         group_ids: &[String],

@@ -337,7 +337,7 @@ pub fn load(policy_file: Option<&std::path::Path>) -> Result<Enforcer, PolicyLoa
     }
 }
 
-/// The caller of one request and the credentials its rules see.
+/// The caller of one request and the credentials its policy rules check.
 pub struct Caller {
     pub ctx: RequestContext,
     credentials: Credentials,

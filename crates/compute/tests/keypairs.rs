@@ -288,10 +288,8 @@ async fn keypair_quota_enforced() {
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     let message = reply.body["forbidden"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("key_pairs") && message.contains("1 of 1"),
-        "{message}"
-    );
+    assert!(message.contains("key_pairs"), "{message}");
+    assert!(message.contains("1 of 1"), "{message}");
 }
 
 #[tokio::test]

@@ -42,7 +42,8 @@ async fn create_server(cloud: &Cloud, name: &str) -> String {
     reply.body["server"]["id"].as_str().expect("id").to_owned()
 }
 
-/// Polls the server until its status is `status`, failing after 10 s.
+/// Polls the server until its status is `status` with no task running, and
+/// panics after 200 polls 50 ms apart (at least 10 s).
 async fn wait_status(cloud: &Cloud, id: &str, status: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..200 {
@@ -104,7 +105,7 @@ async fn create_returns_id_links_and_password() {
 }
 
 #[tokio::test]
-async fn fixed_ip_on_another_projects_network_is_forbidden() {
+async fn fixed_ip_needs_network_owner() {
     let cloud = cloud().await;
     let shared = "3f1c2b4a-0000-4000-8000-0000000000aa";
     cloud
@@ -135,7 +136,7 @@ async fn fixed_ip_on_another_projects_network_is_forbidden() {
 }
 
 #[tokio::test]
-async fn another_projects_port_naming_the_server_is_neither_shown_nor_deleted() {
+async fn foreign_port_is_hidden_and_kept() {
     let cloud = cloud().await;
     let id = create_server(&cloud, "victim").await;
     wait_status(&cloud, &id, "ACTIVE").await;
@@ -200,7 +201,7 @@ async fn another_projects_port_naming_the_server_is_neither_shown_nor_deleted() 
     let ports = cloud.fakes.networks.ports.lock().unwrap().clone();
     assert!(
         ports.iter().any(|port| port.id == foreign.id),
-        "the other project's port went with the server"
+        "the other project's port was deleted with the server"
     );
 }
 
@@ -350,7 +351,7 @@ async fn create_networks_rules_follow_microversion() {
 }
 
 #[tokio::test]
-async fn create_over_quota_is_403_with_nova_message() {
+async fn create_over_quota_returns_nova_403() {
     let cloud = cloud().await;
     let path = format!("/v2.1/os-quota-sets/{}", cloud.demo_project);
     let reply = cloud
@@ -1222,8 +1223,8 @@ async fn console_output_returns_tail() {
     let cloud = cloud().await;
     let id = create_server(&cloud, "vm1").await;
     wait_status(&cloud, &id, "ACTIVE").await;
-    // Nova keeps the last `length` pieces of the log split at newlines;
-    // the log ends in one, so its last piece is empty.
+    // Nova keeps the last `length` pieces of the log split at newlines.
+    // The log ends in a newline, so its last piece is empty.
     let reply = action(
         &cloud,
         &cloud.demo,

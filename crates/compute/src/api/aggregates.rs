@@ -33,8 +33,8 @@ fn invalid(field: &str, detail: impl std::fmt::Display) -> ApiError {
     ))
 }
 
-/// Renders `aggregate` at `version`; the create response has no `hosts`
-/// and `metadata`, as in Nova.
+/// Renders `aggregate` at `version`. As in Nova, the create response has no
+/// `hosts` and `metadata`.
 pub fn render(aggregate: &Aggregate, version: Microversion, with_members: bool) -> Value {
     let mut body = Map::new();
     body.insert("availability_zone".into(), json!(aggregate.zone()));
@@ -57,8 +57,9 @@ pub fn render(aggregate: &Aggregate, version: Microversion, with_members: bool) 
     Value::Object(body)
 }
 
-/// Reads a name (the aggregate's or a zone's): a string of 1 to 255
-/// characters, stripped of surrounding whitespace as Nova normalises it.
+/// Parses a name (the aggregate's or a zone's): a string of 1 to 255
+/// characters without control characters, stripped of surrounding whitespace
+/// as Nova normalises it.
 fn name_field(field: &str, value: &Value) -> Result<String, ApiError> {
     let Some(text) = value.as_str() else {
         return Err(invalid(
@@ -82,7 +83,7 @@ fn name_field(field: &str, value: &Value) -> Result<String, ApiError> {
     Ok(trimmed.to_owned())
 }
 
-/// Reads an `availability_zone`: a name or null (no zone). A zone name
+/// Parses an `availability_zone`: a name, or null for no zone. A zone name
 /// may not contain `:`, which separates zone, host and node in a server
 /// create request.
 fn zone_field(value: &Value) -> Result<Option<String>, ApiError> {
@@ -149,9 +150,9 @@ fn authorize(state: &ComputeState, caller: &Caller, action: &str) -> Result<(), 
     )
 }
 
-/// Checks that giving `hosts` the zone `zone` (`None`: the default zone)
-/// conflicts with no other aggregate of theirs, which Nova rejects because
-/// a host is in one zone only.
+/// Checks that giving `hosts` the zone `zone` (`None` for the default zone)
+/// conflicts with no other aggregate they belong to. Nova rejects such a
+/// conflict because a host is in one zone only.
 async fn check_zone_conflicts(
     state: &ComputeState,
     aggregate_id: i64,
@@ -300,7 +301,7 @@ async fn delete(
         .await
         .map_err(db_error)?;
     tracing::info!(aggregate_id = aggregate.id, "aggregate deleted");
-    // Nova answers 200 with an empty body.
+    // Nova responds with 200 and an empty body.
     Ok(StatusCode::OK)
 }
 
@@ -409,7 +410,7 @@ async fn remove_host(state: &ComputeState, id: &str, host: &str) -> Result<Aggre
     load(state, id).await
 }
 
-/// Reads `{"metadata": {key: value or null}}`: null removes the key.
+/// Parses `{"metadata": {key: value or null}}`, where null removes the key.
 fn metadata_argument(argument: &Value) -> Result<BTreeMap<String, Option<String>>, ApiError> {
     let object = argument.as_object().ok_or_else(|| {
         invalid(

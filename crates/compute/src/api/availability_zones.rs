@@ -74,7 +74,7 @@ async fn list(State(state): State<ComputeState>, caller: Caller) -> Result<Json<
         info.push(json!({"zoneName": zone, "zoneState": {"available": available}, "hosts": null}));
     }
     // Before any compute host registers, the default zone is the one a
-    // server can ask for.
+    // server can request.
     if info.is_empty() {
         info.push(json!({
             "zoneName": state.config.default_availability_zone,

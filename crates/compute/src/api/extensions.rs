@@ -1,7 +1,7 @@
 //! `/extensions`: the fixed list of API extensions Nova still serves for
 //! old clients. Every extension became part of the v2.1 API, so the list
-//! says nothing about what this cloud serves; it is the alias, name and
-//! description of each entry as Nova (since Newton) returns them.
+//! states nothing about what this cloud serves. It contains the alias, name
+//! and description of each entry as Nova (since Newton) returns them.
 
 use axum::extract::{Path, State};
 use axum::routing::get;

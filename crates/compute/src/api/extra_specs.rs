@@ -1,5 +1,5 @@
 //! Flavor extra specs: `/flavors/{id}/os-extra_specs[/{key}]`. Everyone who
-//! can see the flavor reads them, and admins write them.
+//! can read the flavor can read them, and admins write them.
 
 use std::collections::BTreeMap;
 
@@ -25,8 +25,8 @@ pub fn routes() -> Router<ComputeState> {
 
 /// Checks a key against Nova's pattern: 1 to 255 of letters, digits and
 /// `-_:. `.
-// NOTE: Nova from 2.86 also rejects unknown keys and bad values in the
-// namespaces it knows (`hw:`, `quota:`, `resources`…); OxStack checks only
+// NOTE: From 2.86, Nova also rejects unknown keys and invalid values in the
+// namespaces it defines (`hw:`, `quota:`, `resources`…). OxStack checks only
 // the key format, at every microversion.
 fn check_key(key: &str) -> Result<(), ApiError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.' | ' ');

@@ -123,9 +123,10 @@ pub async fn access_projects(service: &ComputeService, id: &str) -> Result<Vec<S
     Ok(rows.into_iter().map(|(project,)| project).collect())
 }
 
-/// Loads flavor `id` as the caller may see it: admins see every flavor,
-/// others public ones and private ones granted to their project, as Nova's
-/// flavor queries filter. An invisible flavor is the same 404 as a missing one.
+/// Loads flavor `id` if the caller may read it, as Nova's flavor queries
+/// filter. Admins can read every flavor, and others public ones and private
+/// ones granted to their project. An invisible flavor gets the same 404 as a
+/// missing one.
 pub async fn load_visible(
     service: &ComputeService,
     caller: &Caller,

@@ -264,7 +264,7 @@ fn render(
         );
     }
 
-    // Servers are shown when asked for and there are some; from 2.75 an
+    // Servers are shown when requested and there are some. From 2.75, an
     // empty list is shown as well.
     if with_servers && (!hypervisor.servers.is_empty() || version.at_least(2, 75)) {
         let listed: Vec<Value> = hypervisor

@@ -2,7 +2,7 @@
 //! `/images/detail`, `/images/{id}` (show and delete) and the image's
 //! additional properties as `/images/{id}/metadata`. Nova removed it at
 //! microversion 2.36, so later requests get a 404. The image service
-//! enforces who may see or change an image.
+//! enforces who may read or change an image.
 
 use std::collections::BTreeMap;
 
@@ -106,7 +106,7 @@ pub fn image_query(pairs: &[(String, String)]) -> Result<Vec<(String, String)>, 
     Ok(query)
 }
 
-/// Nova's status of an image service status.
+/// Maps an image service status to the image status Nova shows.
 fn status(image: &ImageInfo) -> &'static str {
     match image.status.as_str() {
         "active" => "ACTIVE",
@@ -307,7 +307,7 @@ fn parse_metadata(value: &Value, field: &str) -> Result<BTreeMap<String, String>
     Ok(metadata)
 }
 
-/// Reads `{"<field>": {...}}` with no other key.
+/// Parses a body of the form `{"<field>": {...}}` with no other key.
 fn metadata_body(body: &[u8], field: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let body = parse_body(body)?;
     let Some(object) = body.as_object() else {

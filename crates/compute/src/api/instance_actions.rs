@@ -27,7 +27,7 @@ pub fn routes() -> Router<ComputeState> {
         .route("/servers/{id}/os-instance-actions/{request_id}", get(show))
 }
 
-/// Loads the server, deleted ones too from 2.21, if the caller may see it.
+/// Loads the server if the caller may read it, including a deleted one from 2.21.
 async fn load_any(
     state: &ComputeState,
     caller: &Caller,

@@ -69,8 +69,8 @@ async fn show(
         .iter()
         .find(|(k, _)| k == "tenant_id")
         .map(|(_, v)| v.clone());
-    // Reading another project's limits needs its own rule, as in Nova,
-    // which answers 403 rather than showing the caller's own limits.
+    // Reading another project's limits needs its own rule. Without it the
+    // request gets a 403, as in Nova, rather than the caller's own limits.
     let project_id = match requested {
         Some(project) if project != caller.project_id() => {
             caller.authorize(

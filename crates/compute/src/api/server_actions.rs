@@ -21,7 +21,7 @@ use crate::server::state::{self as server_state, Request};
 use crate::server::store::{self, Modified};
 use crate::server::{actions, Server, ServerAction, VmState};
 
-/// Actions Nova serves that OxStack does not carry out yet. They are
+/// Actions that Nova implements and OxStack does not yet carry out. They are
 /// rejected with 501, as Nova rejects a feature its driver lacks.
 const UNSUPPORTED: &[&str] = &[
     "resize",
@@ -156,8 +156,8 @@ fn power_details(request: Request) -> (&'static str, &'static str, ServerAction)
     }
 }
 
-/// `os-resetState` (admins): sets the vm state to `active` or `error` and
-/// clears the task, whatever the server is doing, as Nova does.
+/// Handles `os-resetState` (admins only). As in Nova, it sets the vm state to
+/// `active` or `error` and clears the task, whatever the server is doing.
 async fn reset_state(
     state: &ComputeState,
     caller: &Caller,
@@ -213,8 +213,8 @@ async fn reset_state(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-/// `forceDelete`: deletes the server now. Without soft delete this is the
-/// same delete, except that it needs no task in progress.
+/// Handles `forceDelete` by deleting the server now. Without soft delete this
+/// is the plain delete, except that it requires no task in progress.
 async fn force_delete(
     state: &ComputeState,
     caller: &Caller,
@@ -231,8 +231,8 @@ async fn force_delete(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-/// `restore`: servers are deleted at once (no soft delete), so none is
-/// ever in `soft-delete` and every restore is a 409.
+/// Handles `restore`. Soft delete is not implemented, so servers are deleted at
+/// once, none is ever in `soft-delete`, and every restore is a 409.
 async fn restore(
     state: &ComputeState,
     caller: &Caller,
@@ -374,8 +374,8 @@ async fn lock(
     )?;
     let reason = locked_reason(argument, version)?;
     let is_owner = server.project_id == caller.project_id();
-    // The owner locking an already locked server changes nothing and
-    // records nothing, as in Nova; an admin's lock replaces the owner's.
+    // As in Nova, the owner locking an already locked server changes and
+    // records nothing. An admin's lock replaces the owner's.
     if server.locked && is_owner {
         return Ok(StatusCode::ACCEPTED.into_response());
     }
@@ -445,8 +445,8 @@ async fn unlock(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-/// Reads `length` of `os-getConsoleOutput`: an integer or numeric string
-/// of at least -1, or null; -1 and null mean the whole output.
+/// Parses `length` of `os-getConsoleOutput`: an integer or numeric string of
+/// at least -1, or null. Both -1 and null request the whole output.
 fn console_length(argument: &Value) -> Result<Option<usize>, ApiError> {
     let invalid = |value: &Value| {
         ApiError::bad_request(format!(

@@ -1,7 +1,7 @@
 //! `/os-server-groups`: create, list, show and delete server groups, with
-//! Nova's request and response shapes per microversion (`policies` before
-//! 2.64, `policy` and `rules` from it; `project_id` and `user_id` from
-//! 2.13).
+//! Nova's request and response shapes per microversion: `policies` before
+//! 2.64, `policy` and `rules` from 2.64, and `project_id` and `user_id` from
+//! 2.13.
 
 use std::collections::BTreeMap;
 
@@ -209,8 +209,8 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Instance group {id} could not be found."))
 }
 
-/// Loads group `id` and checks `rule` against its project: Nova returns
-/// the policy's 403 for another project's group.
+/// Loads group `id` and checks `rule` against its project, so another
+/// project's group gets the policy's 403, as in Nova.
 async fn load(
     state: &ComputeState,
     caller: &Caller,
@@ -333,8 +333,8 @@ async fn list(
             _ => {}
         }
     }
-    // `all_projects` from a caller the rule does not allow lists the
-    // caller's own groups, as Nova does.
+    // As in Nova, `all_projects` from a caller whom the rule does not allow
+    // lists only the caller's own groups.
     let all_projects = all_projects
         && caller
             .authorize(

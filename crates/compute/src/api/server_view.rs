@@ -92,8 +92,8 @@ pub fn addresses(ports: &[PortInfo], extended: bool) -> Map<String, Value> {
 /// The optional parts of the detailed view that a response carries.
 #[derive(Debug, Clone, Copy)]
 pub struct Shown {
-    /// Everything `GET /servers/{id}` shows; false only for update and
-    /// rebuild before 2.75.
+    /// Whether to show everything `GET /servers/{id}` shows. It is false only
+    /// for update and rebuild before 2.75.
     pub full: bool,
     /// `OS-EXT-SRV-ATTR:*` (admin by default policy).
     pub extended_attributes: bool,
@@ -258,8 +258,8 @@ fn insert_full_parts(
         json!(server.vm_state.as_str()),
     );
     body.insert("OS-EXT-STS:power_state".into(), json!(server.power_state));
-    // No volumes can be attached yet; 2.3 adds `delete_on_termination` to
-    // each entry.
+    // No volumes can be attached yet, so the list is always empty. From 2.3,
+    // each entry would also carry `delete_on_termination`.
     let _ = version;
     body.insert("os-extended-volumes:volumes_attached".into(), json!([]));
 }
@@ -297,7 +297,7 @@ fn insert_extended_attributes(
 }
 
 /// Returns the hypervisor's name for the instance. Nova formats its integer row
-/// id as `instance-%08x`; OxStack has no such id and uses the first eight
+/// id as `instance-%08x`. OxStack has no such id, so it uses the first eight
 /// characters of the UUID, which are hexadecimal too.
 pub fn instance_name(server_id: &str) -> String {
     let short: String = server_id.chars().take(8).collect();

@@ -23,7 +23,7 @@ use crate::server::state::{self as server_state, Request};
 use crate::server::store::{self, ListScope, Modified};
 use crate::server::{actions, Server};
 
-/// Nova's default `[api] max_limit`: the largest page a list returns.
+/// Nova's default `[api] max_limit`, the maximum page size a list returns.
 pub const MAX_LIMIT: usize = 1000;
 
 pub fn routes() -> Router<ComputeState> {
@@ -50,9 +50,9 @@ pub fn target(server: &Server) -> Value {
     json!({"project_id": server.project_id, "user_id": server.user_id})
 }
 
-/// Loads server `id` if the caller may see it: admins see every server,
-/// others their project's. Another project's server is the same 404 as a
-/// missing one, as in Nova.
+/// Loads server `id` if the caller may read it. Admins can read every
+/// server, and others only their project's. As in Nova, another project's
+/// server gets the same 404 as a missing one.
 pub async fn load(state: &ComputeState, caller: &Caller, id: &str) -> Result<Server, ApiError> {
     let not_found = || ApiError::not_found(format!("Instance {id} could not be found."));
     let server = store::get(state.pool(), id)
@@ -66,15 +66,15 @@ pub async fn load(state: &ComputeState, caller: &Caller, id: &str) -> Result<Ser
     }
 }
 
-/// Returns the policy target Nova gives the rules that look at the
-/// project only (metadata, tags, addresses, interfaces).
+/// Returns the policy target that Nova passes to the rules that check only
+/// the project (metadata, tags, addresses, interfaces).
 pub fn project_target(server: &Server) -> Value {
     json!({"project_id": server.project_id})
 }
 
-/// Checks policy `rule` for `server`; every server sub-resource and action
-/// checks its rule only after the server was found, so a missing server is
-/// a 404 rather than a 403.
+/// Checks policy `rule` for `server`. Every server sub-resource and action
+/// checks its rule only after loading the server, so a missing server is a
+/// 404 rather than a 403.
 pub fn authorize_server(
     state: &ComputeState,
     caller: &Caller,
@@ -98,9 +98,9 @@ pub async fn load_authorized(
     Ok(server)
 }
 
-/// Returns the ports of `server`. A failing network service leaves the
-/// addresses empty rather than failing the request, as Nova shows a
-/// server whose network information it cannot refresh.
+/// Returns the ports of `server`. When the network service fails, it logs
+/// the error and returns no ports, so the request still succeeds with empty
+/// addresses, as Nova shows a server whose network information it cannot refresh.
 pub async fn ports_of(state: &ComputeState, server: &Server) -> Vec<PortInfo> {
     let id = &server.id;
     match state
@@ -118,7 +118,7 @@ pub async fn ports_of(state: &ComputeState, server: &Server) -> Vec<PortInfo> {
 }
 
 /// Decides the policy-dependent parts of the detailed view of `server`
-/// for `caller`, reading the host's status when the caller may see it.
+/// for `caller`, and reads the host's status when policy lets the caller see it.
 pub async fn shown_with_host(
     state: &ComputeState,
     caller: &Caller,
@@ -183,8 +183,8 @@ pub async fn render_full(
     server_view::detail(state, &server, &ports, version, shown)
 }
 
-/// Returns the server group of `server` if it still exists: a deleted
-/// group no longer lists the server, as in Nova.
+/// Returns the server group of `server` if the group still exists. As in
+/// Nova, a server no longer shows a group that was deleted.
 async fn existing_group(state: &ComputeState, server: &Server) -> Option<String> {
     let id = server.server_group.as_deref()?;
     match crate::server_group::get(state.pool(), id).await {
@@ -196,9 +196,9 @@ async fn existing_group(state: &ComputeState, server: &Server) -> Option<String>
     }
 }
 
-/// Nova's `host_status`: `UP`, `DOWN` (forced down or no heartbeat within
-/// `service_down_time`), `MAINTENANCE` (disabled), `UNKNOWN` (no such
-/// service), or "" for a server without a host.
+/// Returns Nova's `host_status` for `server`: `UP`, `DOWN` (forced down or no
+/// heartbeat within `service_down_time`), `MAINTENANCE` (disabled), `UNKNOWN`
+/// (no such service, or reading it failed), or "" for a server without a host.
 pub async fn host_status(state: &ComputeState, server: &Server) -> &'static str {
     let Some(host) = &server.host else { return "" };
     let row: Result<Option<(i64, i64, Option<i64>)>, _> = sqlx::query_as(
@@ -290,8 +290,8 @@ async fn list_servers(
             json!({"project_id": caller.project_id()}),
         )?;
     } else {
-        // Without all_tenants Nova ignores project filters and lists the
-        // caller's project.
+        // Without all_tenants, Nova ignores project filters and lists only
+        // the caller's project.
         scope.project_id = Some(caller.project_id().to_owned());
     }
     let candidates = store::list(state.pool(), &scope).await.map_err(db_error)?;
@@ -395,8 +395,8 @@ async fn update(
     };
     tracing::info!(server_id = %id, "server updated");
 
-    // From 2.75 update returns what show returns; before it, Nova's
-    // smaller view without the extension keys.
+    // From 2.75, update returns the same view as show. Before 2.75, it
+    // returns Nova's smaller view without the extension keys.
     let full = version.at_least(2, 75);
     let body = if full {
         render_full(&state, &caller, &server, version, version.at_least(2, 71)).await
@@ -431,8 +431,8 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Accepts a delete (`request` is `Delete` or `ForceDelete`): checks the
-/// lock and task state, sets `deleting`, records the `delete` action and
+/// Accepts a delete, where `request` is `Delete` or `ForceDelete`. It checks
+/// the lock and task state, sets `deleting`, records the `delete` action and
 /// hands the server to the conductor.
 pub async fn delete_server(
     state: &ComputeState,

@@ -27,9 +27,9 @@ use crate::server_group;
 
 const GIB: u64 = 1 << 30;
 
-/// Maps a failure of the image or network service: what the user asked
-/// for was not found or is wrong (400, as Nova's create returns), or the
-/// service is down (503).
+/// Maps a failure of the image or network service to an API error. A missing
+/// or invalid requested resource is a 400, as Nova's create returns, a
+/// conflict is a 409, and an unavailable service is a 503.
 fn external(error: ExternalError) -> ApiError {
     match error.kind {
         ExternalErrorKind::NotFound | ExternalErrorKind::BadRequest => {
@@ -173,8 +173,8 @@ pub async fn create(
 }
 
 /// Loads the server group of the `group` scheduler hint. Nova accepts one
-/// group; a group that does not exist, or belongs to another project and
-/// the caller is no admin, is Nova's 400.
+/// group, and rejects with a 400 a group that does not exist or, for a
+/// non-admin caller, belongs to another project.
 async fn load_hint_group(
     state: &ComputeState,
     caller: &Caller,
@@ -301,10 +301,11 @@ async fn load_image(
     Ok(image)
 }
 
-/// Nova's flavor/image checks: the flavor's RAM against the image's
-/// `min_ram`, and its root disk against the image's size and `min_disk`.
-/// A flavor with no root disk boots images only for admins, because the
-/// instance's disk would then be as large as the image wants.
+/// Checks the flavor against the image as Nova does: its RAM against the
+/// image's `min_ram`, and its root disk against the image's size and
+/// `min_disk`. A flavor with no root disk boots images only for callers that
+/// the `zero_disk_flavor` rule allows (admins by default), because the
+/// instance's disk would then be as large as the image requires.
 fn check_flavor_fits_image(
     state: &ComputeState,
     caller: &Caller,
@@ -331,7 +332,7 @@ fn check_flavor_fits_image(
                 )
             });
     }
-    // Nova compares the image's file size; the virtual size is checked too
+    // Nova compares the image's file size. The virtual size is checked too,
     // because a root disk smaller than it cannot hold the image.
     let image_bytes = image.size.unwrap_or(0).max(image.virtual_size.unwrap_or(0));
     if image_bytes > flavor_bytes {
@@ -434,7 +435,7 @@ async fn resolve_networks(
                     "Port {port_id} is still in use."
                 )));
             }
-            // An admin sees every port, but a server may only use its own
+            // An admin can read every port, but a server may only use its own
             // project's ports, as Nova's PortNotUsable check enforces.
             if port.project_id != caller.project_id() {
                 return Err(ApiError::bad_request(format!(
@@ -492,7 +493,7 @@ async fn resolve_networks(
             && !caller.is_admin()
         {
             return Err(ApiError::forbidden(format!(
-                "Only the owner of network {network_id} may choose a fixed IP address on it; leave fixed_ip out to get one assigned."
+                "Only the owner of network {network_id} may choose a fixed IP address on it. Leave fixed_ip out to get one assigned."
             )));
         }
         if let Some(ip) = &entry.fixed_ip {
@@ -520,8 +521,8 @@ async fn resolve_networks(
     Ok(nics)
 }
 
-/// Resolves the requested security groups (names or ids; `default` when
-/// none) to ids. Nova ignores them for a server without networks.
+/// Resolves the requested security groups (names or ids, or `default` when
+/// none are named) to ids. Nova ignores them for a server without networks.
 async fn resolve_security_groups(
     state: &ComputeState,
     caller: &Caller,
@@ -561,8 +562,8 @@ struct ServerTemplate<'a> {
 }
 
 impl ServerTemplate<'_> {
-    /// Builds server `index` of `count`; several servers get `-1`, `-2` …
-    /// after their name and hostname, as Nova names them.
+    /// Builds server `index` of `count`. When there are several, each name and
+    /// hostname gets a suffix `-1`, `-2` …, as Nova names them.
     fn build(&self, reservation_id: &str, index: u32, count: u32, now: i64) -> Server {
         let request = self.request;
         let id = uuid::Uuid::new_v4().to_string();
@@ -634,9 +635,10 @@ impl ServerTemplate<'_> {
     }
 }
 
-/// Nova's `sanitize_hostname`: Latin-1 only, at most 63 characters,
-/// spaces, underscores and dots become hyphens, other characters outside
-/// `[\w.-]` are dropped, lower case, no leading or trailing `.` or `-`.
+/// Converts `name` to a hostname as Nova's `sanitize_hostname` does. It keeps
+/// only Latin-1 characters and truncates to 63 characters. It then turns
+/// spaces, underscores and dots into hyphens, drops other characters outside
+/// `[\w.-]`, lowercases, and trims leading and trailing `.` and `-`.
 pub fn sanitize_hostname(name: &str) -> String {
     let latin1: String = name.chars().filter(|c| (*c as u32) <= 0xff).collect();
     let truncated: String = latin1.chars().take(63).collect();
@@ -651,7 +653,8 @@ pub fn sanitize_hostname(name: &str) -> String {
         .to_owned()
 }
 
-/// Nova's reservation ids: `r-` and eight random lower-case letters and digits.
+/// Generates a reservation id as Nova does: `r-` and eight random lower-case
+/// letters and digits.
 fn reservation_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
@@ -671,8 +674,8 @@ fn generate_password() -> String {
         .collect()
 }
 
-/// Nova's per-resource check of a create: the limits, the usage, and the
-/// count between `min` and `max` that fits.
+/// The inputs to Nova's per-resource quota check of a create: the limits and
+/// the usage, from which [`QuotaCheck::allowed`] computes how many servers fit.
 struct QuotaCheck<'a> {
     limits: &'a BTreeMap<String, i64>,
     usage: ServerUsage,

@@ -3,9 +3,9 @@
 //! disabling scheduling to a host, forcing it down, and deleting a host's
 //! service. Admin-only, as in Nova.
 //!
-//! Microversions: 2.11 adds `forced_down` and the `force-down` action;
-//! 2.53 shows uuids as ids and replaces the action routes with
-//! `PUT /os-services/{uuid}`; 2.75 rejects unknown query parameters.
+//! Microversions: 2.11 adds `forced_down` and the `force-down` action.
+//! 2.53 shows UUIDs as ids and replaces the action routes with
+//! `PUT /os-services/{uuid}`. 2.75 rejects unknown query parameters.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -29,9 +29,9 @@ pub fn routes() -> Router<ComputeState> {
         .route("/os-services/{id}", put(update).delete(delete))
 }
 
-/// Nova's zone of a service: the host's zone for `nova-compute` (its
-/// aggregate's zone, else the zone it registered in), `internal` for the
-/// others.
+/// Returns Nova's zone of a service. For `nova-compute` it is the host's zone:
+/// its aggregate's zone, else the zone it registered in, else the default
+/// zone. Every other service is in `internal`.
 async fn zone_of(state: &ComputeState, service: &ServiceRecord) -> Result<String, ApiError> {
     if service.binary != COMPUTE_BINARY {
         return Ok(INTERNAL_ZONE.to_owned());
@@ -123,7 +123,7 @@ async fn index(
     Ok(Json(json!({"services": items})))
 }
 
-/// Reads a boolean as Nova's schemas accept it (JSON or its text forms).
+/// Parses a boolean as Nova's schemas accept it (JSON or its text forms).
 fn body_bool(name: &str, value: &Value) -> Result<bool, ApiError> {
     let invalid = || {
         ApiError::bad_request(format!(
@@ -141,7 +141,7 @@ fn body_bool(name: &str, value: &Value) -> Result<bool, ApiError> {
     }
 }
 
-/// Reads an optional string field of 1 to 255 characters.
+/// Parses an optional string field of 1 to 255 characters.
 fn body_text(body: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
     match body.get(name) {
         None => Ok(None),
@@ -191,8 +191,8 @@ async fn update(
     }
 }
 
-/// `PUT /os-services/{uuid}` from 2.53: `status` (with an optional
-/// `disabled_reason`) and `forced_down`.
+/// Handles `PUT /os-services/{uuid}` from 2.53, which sets `status` (with an
+/// optional `disabled_reason`) and `forced_down`.
 async fn update_by_uuid(
     state: &ComputeState,
     caller: &Caller,
@@ -278,9 +278,9 @@ async fn update_by_uuid(
     ))
 }
 
-/// `PUT /os-services/{action}` before 2.53: `enable`, `disable`,
-/// `disable-log-reason` and, from 2.11, `force-down`, with the service
-/// named by `host` and `binary` in the body.
+/// Handles `PUT /os-services/{action}` before 2.53: `enable`, `disable`,
+/// `disable-log-reason` and, from 2.11, `force-down`. The body names the
+/// service by `host` and `binary`.
 async fn update_by_action(
     state: &ComputeState,
     caller: &Caller,

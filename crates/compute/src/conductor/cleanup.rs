@@ -20,7 +20,7 @@ pub(crate) struct Created {
     pub created_ports: Vec<String>,
     /// Ports the user passed in that the build took; released on undo.
     pub claimed_ports: Vec<String>,
-    /// Whether the driver was asked to spawn the instance.
+    /// Whether the driver was requested to spawn the instance.
     pub spawned: bool,
 }
 

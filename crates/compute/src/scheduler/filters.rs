@@ -10,8 +10,8 @@ pub trait Filter: Send + Sync {
     fn check(&self, host: &HostState, request: &RequestSpec) -> Result<(), String>;
 }
 
-/// Returns the filters that run before placement is asked for resources,
-/// in order.
+/// Returns, in order, the filters that run before placement is queried for
+/// resources.
 pub fn default_filters() -> Vec<Box<dyn Filter>> {
     vec![
         Box::new(ComputeFilter),

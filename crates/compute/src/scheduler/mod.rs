@@ -2,9 +2,9 @@
 //! server's resources on it in placement.
 //!
 //! Hosts are the registered compute nodes. The filters ([`filters`]) run
-//! first, then placement is asked which of the remaining hosts' resource
-//! providers can hold the flavor, the weighers ([`weighers`]) order what is
-//! left, and the claim is made on the best host. Placement checks capacity
+//! first. Then placement is queried for which of the remaining hosts'
+//! resource providers can hold the flavor, the weighers ([`weighers`]) order
+//! what is left, and the claim is made on the best host. Placement checks capacity
 //! in the claim's own transaction, so when two builds race for the last
 //! room on a host one claim fails, and that build tries its next host.
 
@@ -25,7 +25,7 @@ use crate::ComputeService;
 pub struct RequestSpec {
     /// Amount by resource class, as claimed in placement.
     pub resources: Resources,
-    /// `zone`, `zone:host` or `zone:host:node`, as the user asked.
+    /// `zone`, `zone:host` or `zone:host:node`, as the user requested.
     pub availability_zone: Option<String>,
     pub image_properties: BTreeMap<String, String>,
     /// Unix seconds, when the request is scheduled.
@@ -36,7 +36,7 @@ pub struct RequestSpec {
     pub group: Option<GroupSpec>,
 }
 
-/// A server group as the group filters see it.
+/// A server group, with the fields the group filters read.
 #[derive(Debug, Clone)]
 pub struct GroupSpec {
     pub id: String,
@@ -258,7 +258,7 @@ impl ComputeService {
     /// Loads the server group of `server` with its other members' hosts.
     /// A group deleted since the server was accepted no longer applies.
     // NOTE: two builds of one anti-affinity group scheduled at the same
-    // time each see the other without a host, so both may land on one
+    // time each read the other as having no host, so both may land on one
     // host. Nova catches this with a late check on the compute host, which
     // OxStack does not make.
     async fn group_spec(&self, server: &Server) -> Result<Option<GroupSpec>, ScheduleError> {

@@ -1,14 +1,13 @@
-//! Instance actions (`os-instance-actions`): the API records each request
+//! Instance actions (`os-instance-actions`). The API records each request
 //! that changes a server, and the conductor records the events of carrying
-//! it out, with their result; the API reads both back for
+//! it out with their result. The API reads both back for
 //! `os-instance-actions`.
 
 use oxstack_store::Pool;
 
-/// Returns the current time in unix microseconds, the unit of every time
-/// in the instance action tables: Nova shows these times with
-/// microseconds, and lists actions of the same second in the order they
-/// started.
+/// Returns the current time in unix microseconds, the unit of every time in
+/// the instance action tables. Nova shows these times with microseconds and
+/// lists actions of the same second in the order they started.
 fn now() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
@@ -62,9 +61,9 @@ pub async fn event_start(
     touch(db, server_id, request_id, None).await
 }
 
-/// Records how a step ended: `Ok` is Nova's `Success`, `Err` is `Error`
-/// with the failure kept as the traceback admins see. A failed step also
-/// sets the action's message to `Error`, as Nova does.
+/// Records how a step ended: `Ok` is Nova's `Success`, and `Err` is `Error`
+/// with the failure stored as the traceback that admins can read. A failed
+/// step also sets the action's message to `Error`, as Nova does.
 pub async fn event_finish(
     db: &Pool,
     server_id: &str,
@@ -118,7 +117,7 @@ pub struct ActionRecord {
     pub action: String,
     pub user_id: String,
     pub project_id: String,
-    /// Unix microseconds, as every time here.
+    /// Unix microseconds, like every time in these tables.
     pub start_time: i64,
     pub updated_at: i64,
     /// `Error` when a step failed, otherwise `None`.
@@ -132,7 +131,7 @@ pub struct EventRecord {
     pub host: Option<String>,
     pub start_time: i64,
     pub finish_time: Option<i64>,
-    /// `Success` or `Error` once finished.
+    /// `Success` or `Error` once finished, otherwise `None`.
     pub result: Option<String>,
     pub traceback: Option<String>,
 }

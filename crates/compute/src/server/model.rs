@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Nova's `vm_state`: where the server is at rest.
+/// Nova's `vm_state`, the state of the server at rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VmState {
@@ -42,7 +42,8 @@ impl VmState {
     }
 }
 
-/// Nova's `task_state`: what the server is doing now; `None` at rest.
+/// Nova's `task_state`, the operation the server is in now. A server at
+/// rest has none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
@@ -117,18 +118,18 @@ pub struct FlavorSnapshot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NicRequest {
     pub network_id: Option<String>,
-    /// A port the user created; it is released, not deleted, with the
-    /// server.
+    /// A port the user created. Deleting the server releases this port
+    /// rather than deleting it.
     pub port_id: Option<String>,
     pub fixed_ip: Option<String>,
 }
 
-/// Why a server is in `ERROR`, as `fault` shows it.
+/// The reason a server is in `ERROR`, as `fault` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
-    /// 500 for failures in the cloud, 400-class for wrong requests.
+    /// The HTTP status: 500 for failures in the cloud, 4xx for invalid requests.
     pub code: u16,
-    /// What went wrong and what to change.
+    /// The failure and what to change.
     pub message: String,
     /// Shown to admins only.
     pub details: Option<String>,
@@ -143,7 +144,7 @@ pub struct Server {
     pub name: String,
     pub project_id: String,
     pub user_id: String,
-    /// The image id; empty for a server booted from a volume.
+    /// The image id, empty for a server booted from a volume.
     pub image_id: String,
     pub flavor: FlavorSnapshot,
     pub vm_state: VmState,
@@ -151,12 +152,12 @@ pub struct Server {
     /// Nova's `power_state` code (0 no state, 1 running, 3 paused,
     /// 4 shutdown, 6 crashed, 7 suspended).
     pub power_state: i64,
-    /// The compute host; `None` until scheduled.
+    /// The compute host, or `None` until the server is scheduled.
     pub host: Option<String>,
     /// The hypervisor node name (the host's name, one node per host).
     pub node: Option<String>,
     pub availability_zone: Option<String>,
-    /// The availability zone the user asked for, if any.
+    /// The availability zone the user requested, if any.
     pub requested_availability_zone: Option<String>,
     pub key_name: Option<String>,
     /// The key pair's public key, copied at create time as Nova does.
@@ -172,11 +173,11 @@ pub struct Server {
     /// Security group names, as the request named them.
     pub security_group_names: Vec<String>,
     pub requested_networks: Vec<NicRequest>,
-    /// The server group the `group` scheduler hint named; servers stored
+    /// The server group that the `group` scheduler hint named. Servers stored
     /// before server groups existed read as `None`.
     #[serde(default)]
     pub server_group: Option<String>,
-    /// Ports this server created, deleted with it.
+    /// The ports this server created, which are deleted with it.
     pub created_ports: Vec<String>,
     /// Every port attached, in the order of `requested_networks`.
     pub ports: Vec<String>,
@@ -198,11 +199,11 @@ pub struct Server {
     pub updated_at: i64,
     pub deleted: bool,
     /// The encrypted admin password the guest posted to the metadata
-    /// service, as `os-server-password` returns it; empty when none.
+    /// service, as `os-server-password` returns it, or empty when none.
     #[serde(default)]
     pub password: String,
-    /// The stored revision this copy was read at; kept in its own column,
-    /// not in the document.
+    /// The stored revision this copy was read at. It is kept in its own
+    /// column, not in the document.
     #[serde(skip)]
     pub revision: i64,
 }

@@ -25,9 +25,9 @@ pub fn status(vm_state: VmState, task_state: Option<TaskState>) -> &'static str 
     })
 }
 
-/// Returns the status a task state gives in place of the vm state's own. Only
-/// the reboots have one among the task states OxStack runs; Nova's others
-/// (rebuild, resize, migrating, password) are never set here.
+/// Returns the status a task state shows in place of the vm state's own.
+/// Among the task states OxStack sets, only the reboots have one. Nova's
+/// others (rebuild, resize, migrating, password) are never set here.
 fn status_for_task(vm_state: VmState, task: TaskState) -> Option<&'static str> {
     match (vm_state, task) {
         (VmState::Active, TaskState::Rebooting) => Some("REBOOT"),
@@ -36,8 +36,8 @@ fn status_for_task(vm_state: VmState, task: TaskState) -> Option<&'static str> {
     }
 }
 
-/// Returns the status of `server`: `DELETED` once it is deleted, whatever
-/// its vm and task states are.
+/// Returns the status of `server`, which is `DELETED` once it is deleted,
+/// whatever its vm and task states are.
 pub fn server_status(server: &Server) -> &'static str {
     if server.deleted {
         return "DELETED";
@@ -69,8 +69,8 @@ pub const STATUSES: &[&str] = &[
 ];
 
 /// The selection of a `status` filter: the vm states, and the task states
-/// within them (`None` selects any task state, as Nova does when a status
-/// is a vm state's default).
+/// within them. `None` selects any task state, as Nova does when a status is
+/// a vm state's default.
 #[derive(Debug, Default, PartialEq)]
 pub struct StatusFilter {
     pub vm_states: Vec<&'static str>,
@@ -123,7 +123,7 @@ const STATE_TABLE: &[(&str, Option<&str>, &str)] = &[
 ];
 
 /// Maps `status` filter values (any case) to the states they select, as
-/// Nova's `task_and_vm_state_from_status` does; an empty result means no
+/// Nova's `task_and_vm_state_from_status` does. An empty result means that no
 /// value was a status.
 pub fn filter_from_statuses(statuses: &[String]) -> StatusFilter {
     let wanted: Vec<String> = statuses.iter().map(|s| s.to_ascii_uppercase()).collect();
@@ -153,7 +153,7 @@ impl StatusFilter {
         self.vm_states.is_empty()
     }
 
-    /// True when `server` is selected.
+    /// Returns whether the filter selects `server`.
     pub fn matches(&self, server: &Server) -> bool {
         if !self.vm_states.contains(&server.vm_state.as_str()) {
             return false;
@@ -171,7 +171,7 @@ impl StatusFilter {
 /// with Nova's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// A non-admin asked for a change to a locked server.
+    /// A non-admin requested a change to a locked server.
     Locked { server_id: String },
     /// The server's `attr` (`vm_state`, `task_state`, `launched_at`) is
     /// `state`, which the request does not allow.
@@ -186,7 +186,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// Nova's message for this refusal.
+    /// Returns Nova's message for this refusal.
     pub fn message(&self) -> String {
         match self {
             Refusal::Locked { server_id } => format!("Instance {server_id} is locked"),
@@ -203,8 +203,8 @@ impl Refusal {
     }
 }
 
-/// A request that changes a server's state, with Nova's name for it (the
-/// name in 409 messages and the instance action recorded).
+/// A request that changes a server's state. Its Nova name appears in 409
+/// messages and in the recorded instance action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
     Stop,
@@ -251,7 +251,7 @@ impl Request {
             Request::Suspend => TaskState::Suspending,
             Request::Resume => TaskState::Resuming,
             Request::Delete | Request::ForceDelete => TaskState::Deleting,
-            // Soft delete is not served, so no server is ever restored;
+            // Soft delete is not implemented, so no server is ever restored.
             // `check` rejects every restore before this is read.
             Request::Restore => TaskState::PoweringOn,
         }
@@ -277,9 +277,10 @@ impl Request {
         })
     }
 
-    /// Returns whether the request runs while `task` is in progress. A hard
-    /// reboot may interrupt a reboot or a pause or suspend in flight, as in
-    /// Nova. Delete runs in any task state, and everything else needs none.
+    /// Returns whether the request runs while `task` is in progress. As in
+    /// Nova, a hard reboot may interrupt a reboot, pause, unpause, suspend or
+    /// resume in flight. Delete runs in any task state, and everything else,
+    /// `forceDelete` included, needs no task in progress.
     fn allows_task(self, task: Option<TaskState>) -> bool {
         match self {
             Request::Delete => true,
@@ -354,10 +355,10 @@ const EDITABLE: &[VmState] = &[
     VmState::Stopped,
 ];
 
-/// Checks that `server`'s metadata may change (`action` is `update
-/// metadata` or `delete metadata` in the message): Nova refuses locked
-/// servers to non-admins, servers in other vm states than active, paused,
-/// suspended and stopped, and servers that never launched.
+/// Checks that `server`'s metadata may change, where `action` is `update
+/// metadata` or `delete metadata` in the message. As in Nova, it rejects a
+/// locked server for non-admins, a server in a vm state other than active,
+/// paused, suspended or stopped, and a server that never launched.
 pub fn check_metadata_change(
     server: &Server,
     action: &'static str,
@@ -380,7 +381,7 @@ pub fn check_metadata_change(
     Ok(())
 }
 
-/// Checks that `server`'s tags may change: only its vm state counts.
+/// Checks that `server`'s tags may change. Only its vm state is checked.
 pub fn check_tag_change(server: &Server, action: &'static str) -> Result<(), Refusal> {
     if !EDITABLE.contains(&server.vm_state) {
         return Err(Refusal::InvalidState {

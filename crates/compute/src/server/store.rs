@@ -1,7 +1,8 @@
 //! Server persistence. Every write compares the revision the caller read
 //! and bumps it, so two requests racing on one server cannot both start an
-//! action, and a metadata update cannot undo a state change made meanwhile:
-//! the loser reads again ([`modify`] does this) and decides anew.
+//! action, and a metadata update cannot undo a state change made meanwhile.
+//! The losing writer reads the server again and repeats its checks, which
+//! [`modify`] does.
 
 use oxstack_store::Pool;
 use sqlx::Row;
@@ -52,7 +53,7 @@ pub async fn insert<'c>(
 
 const SELECT: &str = "SELECT doc, revision FROM compute_servers";
 
-/// The server `id`, unless it was deleted.
+/// Returns server `id`, or `None` when it is missing or deleted.
 pub async fn get(db: &Pool, id: &str) -> Result<Option<Server>, sqlx::Error> {
     let row = sqlx::query(&format!("{SELECT} WHERE id = $1 AND deleted = 0"))
         .bind(id)
@@ -61,7 +62,7 @@ pub async fn get(db: &Pool, id: &str) -> Result<Option<Server>, sqlx::Error> {
     row.as_ref().map(decode).transpose()
 }
 
-/// The server `id`, deleted or not.
+/// Returns server `id`, including a deleted one.
 pub async fn get_any(db: &Pool, id: &str) -> Result<Option<Server>, sqlx::Error> {
     let row = sqlx::query(&format!("{SELECT} WHERE id = $1"))
         .bind(id)
@@ -70,11 +71,11 @@ pub async fn get_any(db: &Pool, id: &str) -> Result<Option<Server>, sqlx::Error>
     row.as_ref().map(decode).transpose()
 }
 
-/// Which servers [`list`] returns; filters the API applies in memory
-/// (name regex, status, …) are not here.
+/// The selection of servers that [`list`] returns. Filters that the API
+/// applies in memory (name regex, status, …) are not part of it.
 #[derive(Debug, Clone, Default)]
 pub struct ListScope {
-    /// Only this project's servers; `None` for all projects.
+    /// Only this project's servers, or `None` for all projects.
     pub project_id: Option<String>,
     /// Only servers on this host.
     pub host: Option<String>,
@@ -82,7 +83,7 @@ pub struct ListScope {
     pub deleted: bool,
 }
 
-/// Servers in `scope`, newest first, as Nova sorts by default.
+/// Lists the servers in `scope`, newest first, as Nova sorts by default.
 pub async fn list(db: &Pool, scope: &ListScope) -> Result<Vec<Server>, sqlx::Error> {
     let mut sql = format!("{SELECT} WHERE 1 = 1");
     let mut binds = Vec::new();
@@ -105,8 +106,8 @@ pub async fn list(db: &Pool, scope: &ListScope) -> Result<Vec<Server>, sqlx::Err
     query.fetch_all(db).await?.iter().map(decode).collect()
 }
 
-/// Writes `server` if the stored revision is still `server.revision`, and
-/// then advances `server.revision`; returns whether it was written.
+/// Writes `server` if the stored revision is still `server.revision`, then
+/// advances `server.revision`. Returns whether the row was written.
 pub async fn save<'c>(
     db: impl sqlx::Executor<'c, Database = sqlx::Any>,
     server: &mut Server,
@@ -136,23 +137,23 @@ pub async fn save<'c>(
     Ok(written)
 }
 
-/// How a [`modify`] ended.
+/// The outcome of a [`modify`].
 // A `Modified` lives for one write and is matched at once, so the size of
 // the `Saved` variant costs nothing worth a box.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Modified<E> {
-    /// Written; the server as stored now.
+    /// The change was written. Contains the server as now stored.
     Saved(Server),
-    /// No server `id` (or it was deleted).
+    /// Server `id` does not exist or was deleted.
     NotFound,
-    /// `change` refused; nothing was written.
+    /// `change` rejected the server, so nothing was written.
     Refused(E),
 }
 
-/// Reads server `id`, applies `change` and saves, reading again when
-/// another writer got there first. `change` sees the current server each
-/// time, so its checks (is a task running? is it locked?) hold at the write.
+/// Reads server `id`, applies `change` and saves it, and retries from the read
+/// when another writer saved first. `change` receives the current server on
+/// each attempt, so its checks (a running task, a lock) still hold at the write.
 pub async fn modify<E>(
     db: &Pool,
     id: &str,
