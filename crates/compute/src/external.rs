@@ -218,6 +218,15 @@ pub trait NetworkApi: Send + Sync {
         id: &str,
     ) -> Result<Option<PortInfo>, ExternalError>;
 
+    /// Returns whether `caller` may choose the fixed address of a port on
+    /// network `id` (the network service's `create_port:fixed_ips:ip_address`
+    /// policy).
+    async fn may_choose_address(
+        &self,
+        caller: &AuthContext,
+        id: &str,
+    ) -> Result<bool, ExternalError>;
+
     /// Creates a port. The build calls it without a token, because the API
     /// checked that the caller may use the network before it accepted the server.
     async fn create_port(&self, request: &PortRequest) -> Result<PortInfo, ExternalError>;

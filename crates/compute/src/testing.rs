@@ -216,6 +216,21 @@ impl NetworkApi for FakeNetworks {
             .cloned())
     }
 
+    /// Applies Neutron's default rule: the network's owner or an admin.
+    async fn may_choose_address(
+        &self,
+        caller: &AuthContext,
+        id: &str,
+    ) -> Result<bool, ExternalError> {
+        let owner = self
+            .networks
+            .lock()
+            .unwrap()
+            .get(id)
+            .map(|network| network.project_id.clone());
+        Ok(caller.has_role("admin") || owner.is_some() && owner == caller.project_id)
+    }
+
     async fn available_networks(
         &self,
         caller: &AuthContext,

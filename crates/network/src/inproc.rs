@@ -401,6 +401,31 @@ impl NetworkService {
         }
     }
 
+    /// Returns whether the caller of `auth` may choose the fixed address of
+    /// a port it creates on `network`, by the `create_port:fixed_ips:ip_address`
+    /// rule. Nova creates a server's ports with the user's token, so a
+    /// requested `fixed_ip` passes this rule or the boot fails.
+    pub async fn may_choose_address(
+        &self,
+        auth: &AuthContext,
+        network: &NetworkId,
+    ) -> Result<bool, ApiError> {
+        let caller = Caller::from_auth(&self.policy, auth);
+        let network = networks::find_visible(self, &caller, network).await?;
+        let project = auth.project_id.clone().unwrap_or_default();
+        // The shape of `port_target` for a port not created yet.
+        let target = json!({
+            "project_id": project,
+            "tenant_id": project,
+            "network_id": network.id,
+            "network_project_id": network.project_id,
+            "shared": network.shared,
+            "external": network.external,
+            "device_owner": "compute:nova",
+        });
+        Ok(caller.allows(&self.policy, "create_port:fixed_ips:ip_address", &target))
+    }
+
     /// Returns the networks a server of the project of `auth` boots on when
     /// the request names none, as Nova looks them up: the project's own
     /// networks and the shared ones, without external networks, oldest

@@ -483,14 +483,14 @@ async fn resolve_networks(
                 "Failed to launch instances: max_count cannot be greater than 1 if an fixed_ip is specified.",
             ));
         }
-        // Neutron lets only the network's owner (or an admin) pick an
-        // address (`create_port:fixed_ips:ip_address`). Nova creates the
-        // port with the user's token, so Neutron applies that rule to it,
-        // and so does this check. Without it a project could take a shared
-        // network's gateway address.
+        // The port is created later without the user's token, so the
+        // network service's address rule is checked here. Without it a
+        // project could take a shared network's gateway address.
         if entry.fixed_ip.is_some()
-            && network.project_id != caller.project_id()
-            && !caller.is_admin()
+            && !networks
+                .may_choose_address(auth, &network_id)
+                .await
+                .map_err(external)?
         {
             return Err(ApiError::forbidden(format!(
                 "Only the owner of network {network_id} may choose a fixed IP address on it. Leave fixed_ip out to get one assigned."

@@ -154,6 +154,17 @@ impl NetworkApi for NeutronBackend {
         }
     }
 
+    async fn may_choose_address(
+        &self,
+        caller: &AuthContext,
+        id: &str,
+    ) -> Result<bool, ExternalError> {
+        self.networks
+            .may_choose_address(caller, &NetworkId::new(id))
+            .await
+            .map_err(external)
+    }
+
     async fn available_networks(
         &self,
         caller: &AuthContext,
@@ -439,7 +450,7 @@ mod tests {
         assert!(fixed.enable_dhcp);
 
         // No agent has reported from the host: the binding fails with the
-        // network service's message, which says what to start.
+        // network service's message, which states what to start.
         let failed = backend.bind_port(&port.id, "node-9").await.unwrap_err();
         assert_eq!(failed.kind, ExternalErrorKind::Conflict);
         assert!(
@@ -611,6 +622,12 @@ mod tests {
             .collect();
         available.sort();
         assert_eq!(available, ["empty", "own", "shared"]);
+
+        // Only the network's owner may choose an address on it.
+        assert!(backend.may_choose_address(&caller, &own).await.unwrap());
+        assert!(!backend.may_choose_address(&caller, &shared).await.unwrap());
+        let owner = member_of("p2");
+        assert!(backend.may_choose_address(&owner, &shared).await.unwrap());
 
         let port = backend
             .create_port(&request("p2", &other, "server-9"))
