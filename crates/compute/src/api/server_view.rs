@@ -39,7 +39,7 @@ pub fn host_id(project_id: &str, host: Option<&str>) -> String {
     match host {
         Some(host) if !host.is_empty() => {
             let digest = Sha224::digest(format!("{project_id}{host}").as_bytes());
-            digest.iter().map(|b| format!("{b:02x}")).collect()
+            hex::encode(digest)
         }
         _ => String::new(),
     }

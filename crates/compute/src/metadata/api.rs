@@ -21,7 +21,8 @@ use std::sync::Arc;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::content::{ec2_versions_listing, InstanceMetadata};
 use crate::external::PortInfo;
@@ -89,25 +90,10 @@ pub async fn serve_metadata(
 /// HMAC-SHA256 (RFC 2104) of the id keyed with `shared_secret`, as
 /// lowercase hex, as Neutron's metadata agent computes it.
 pub fn proxy_signature(shared_secret: &str, instance_id: &str) -> String {
-    const BLOCK_SIZE: usize = 64;
-    let mut key = [0u8; BLOCK_SIZE];
-    if shared_secret.len() > BLOCK_SIZE {
-        key[..32].copy_from_slice(&Sha256::digest(shared_secret.as_bytes()));
-    } else {
-        key[..shared_secret.len()].copy_from_slice(shared_secret.as_bytes());
-    }
-
-    let mut inner = Sha256::new();
-    inner.update(key.map(|byte| byte ^ 0x36));
-    inner.update(instance_id.as_bytes());
-    let mut outer = Sha256::new();
-    outer.update(key.map(|byte| byte ^ 0x5c));
-    outer.update(inner.finalize());
-    outer
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    let mut mac = Hmac::<Sha256>::new_from_slice(shared_secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(instance_id.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 struct MetadataState {
