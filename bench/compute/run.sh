@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks `oxstack up --driver fake` with the peer lab's own client script
-# and request mix (peers_bench.py, found beside the checkout):
+# and request mix (peers_bench.py, found beside the checkout or at PEERS_BENCH):
 #   placement  100 resource providers with inventories, then
 #              GET /allocation_candidates (n=200)
 #   nova       POST /servers -> ACTIVE one at a time, then 50 servers in one
@@ -10,14 +10,16 @@
 #   cli        `openstack server list`, `token issue`, `flavor list`, median of 5
 #
 # The peer lab runs the same script against Placement 16.0.0 and Nova 34.0.0
-# with its fake driver; bench/README.md sets its figures beside these.
-# The peer script asks Placement for microversion 1.39; OxStack announces
-# 1.28, so the placement bench sends 1.28. The three requests it makes mean
-# the same at both versions.
+# with its fake driver, and bench/README.md lists its figures beside these.
+# The peer script requests Placement microversion 1.39, but OxStack supports
+# at most 1.28, so the placement bench sends 1.28. The three requests it
+# makes behave the same at both versions.
 #
 # Usage: bench/compute/run.sh [PORT] [BENCH...]   (needs the venv of tests/setup-python.sh)
 #   BENCH              placement, nova, cli [default: all three]
-#   BENCH_NOVA_SEQ     sequential boots [default here: 100; the peer lab ran 10]
+#   BENCH_NOVA_SEQ     sequential boots [default here: 100, the peer lab ran 10]
+#   PEERS_BENCH        path of peers_bench.py
+#   OXSTACK_VENV       Python venv with the openstack client [default: .venv]
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,7 +35,7 @@ cargo build --release -p oxstack --manifest-path "$repo/Cargo.toml" >&2
 binary=$repo/target/release/oxstack
 
 dir=$(mktemp -d /tmp/oxstack-bench.XXXXXX)
-# The peer lab has no Neutron; with no dataplane and no bootstrap networks
+# The peer lab has no Neutron. With no dataplane and no bootstrap networks,
 # nothing is plugged into the host here either.
 printf '[network]\nbootstrap = false\n[netagent]\ndataplane = "none"\n' > "$dir/oxstack.toml"
 "$binary" up --driver fake --config "$dir/oxstack.toml" --data-dir "$dir/data" --listen "127.0.0.1:$port" \

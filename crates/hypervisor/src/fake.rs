@@ -22,7 +22,7 @@ struct FakeInstance {
 }
 
 impl FakeDriver {
-    /// A host as large as Nova's fake driver reports by default.
+    /// Creates a host as large as Nova's fake driver reports by default.
     pub fn new() -> Self {
         Self::with_resources(HostResources {
             vcpus: 1000,
@@ -182,7 +182,7 @@ impl Driver for FakeDriver {
         let instance = instances
             .get(uuid)
             .ok_or_else(|| DriverError::NotFound(uuid.to_owned()))?;
-        // Nova's fake driver answers a fixed text; this one names the
+        // Nova's fake driver returns a fixed text. This one names the
         // instance so a test can tell two consoles apart.
         let lines = [
             format!(
@@ -214,6 +214,7 @@ impl Driver for FakeDriver {
                 utilisation: Some(15),
             })
             .collect();
+
         let nics = spec
             .vifs
             .iter()
@@ -231,6 +232,7 @@ impl Driver for FakeDriver {
                 tx_rate: Some(300),
             })
             .collect();
+
         let disk = DiskDiagnostics {
             read_bytes: Some(262_144),
             read_requests: Some(112),
@@ -238,6 +240,7 @@ impl Driver for FakeDriver {
             write_requests: Some(488),
             errors_count: Some(0),
         };
+
         Ok(Diagnostics {
             power_state: instance.power,
             hypervisor: Some("fake".to_owned()),

@@ -6,7 +6,8 @@
 //!
 //! Every operation is idempotent where Nova's are: destroying an instance
 //! that is gone succeeds, powering off a stopped one succeeds. The compute
-//! service keeps the server's state; a driver only reports what it sees.
+//! service stores the server's state. A driver only reports what it finds
+//! on the host.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ pub enum PowerState {
 }
 
 impl PowerState {
-    /// The number the API shows.
+    /// Returns the number the API shows.
     pub fn code(self) -> i64 {
         self as i64
     }
@@ -38,7 +39,7 @@ impl PowerState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageSource {
     pub id: String,
-    /// A local file holding the image's bytes; the driver copies it into
+    /// A local file containing the image's bytes. The driver copies it into
     /// its cache once per image and never writes to it.
     pub path: PathBuf,
     /// Glance's `disk_format` (`qcow2`, `raw`, …).
@@ -61,34 +62,37 @@ pub struct Vif {
 }
 
 impl Vif {
-    /// The tap name the network agent plugs into the network's bridge.
+    /// Returns the tap name that the network agent plugs into the network's
+    /// bridge.
     pub fn tap_name(port_id: &str) -> String {
         let short: String = port_id.chars().take(11).collect();
         format!("tap{short}")
     }
 }
 
-/// What to run: everything a driver needs to start the instance again
-/// after it was stopped, so drivers keep it beside the instance.
+/// The description of an instance to run. It contains everything a driver
+/// needs to start the instance again after a stop, so drivers keep it beside
+/// the instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstanceSpec {
-    /// The server's UUID; names the instance folder and the QEMU process.
+    /// The server's UUID, which names the instance folder and the QEMU
+    /// process.
     pub uuid: String,
     /// The server's display name, for logs.
     pub name: String,
     pub vcpus: u32,
     pub memory_mb: u64,
-    /// The root disk's size in GB; 0 keeps the image's virtual size.
+    /// The root disk's size in GB. 0 keeps the image's virtual size.
     pub root_gb: u64,
     pub image: ImageSource,
     pub vifs: Vec<Vif>,
     /// Files of the config drive (`openstack/latest/meta_data.json` …),
-    /// written into an ISO 9660 image labelled `config-2`; `None` attaches
+    /// written into an ISO 9660 image labelled `config-2`. `None` attaches
     /// no config drive.
     pub config_drive: Option<BTreeMap<String, Vec<u8>>>,
 }
 
-/// What a driver reports about one instance.
+/// A driver's report on one instance's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InstanceInfo {
     pub power_state: PowerState,
@@ -121,7 +125,7 @@ pub struct CpuDiagnostics {
     pub id: u32,
     /// Nanoseconds of CPU time used.
     pub time_ns: Option<u64>,
-    /// Percent.
+    /// CPU utilisation in percent.
     pub utilisation: Option<u64>,
 }
 
@@ -167,7 +171,7 @@ pub struct HostResources {
 }
 
 /// A driver failure. The message is shown to users in the server's fault,
-/// so it says what went wrong and what to change.
+/// so it states what went wrong and what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     #[error("instance {0} is not on this host")]
@@ -179,10 +183,10 @@ pub enum DriverError {
 /// The virtualisation layer of one compute host.
 #[async_trait::async_trait]
 pub trait Driver: Send + Sync {
-    /// `fake` or `qemu`.
+    /// Returns the driver's name: `fake` or `qemu`.
     fn name(&self) -> &'static str;
 
-    /// The host's total resources.
+    /// Returns the host's total resources.
     async fn host_resources(&self) -> Result<HostResources, DriverError>;
 
     /// Creates the instance's disks and config drive and starts it. When
@@ -198,7 +202,8 @@ pub trait Driver: Send + Sync {
     /// Starts a stopped instance again from its kept spec and disks.
     async fn power_on(&self, uuid: &str) -> Result<(), DriverError>;
 
-    /// Soft reboot asks the guest (ACPI); hard reboot resets it.
+    /// Reboots the instance. A soft reboot requests it from the guest over
+    /// ACPI, and a hard reboot resets the virtual machine.
     async fn reboot(&self, uuid: &str, hard: bool) -> Result<(), DriverError>;
 
     async fn pause(&self, uuid: &str) -> Result<(), DriverError>;
@@ -209,15 +214,16 @@ pub trait Driver: Send + Sync {
     /// Starts the instance again from its saved memory.
     async fn resume(&self, uuid: &str) -> Result<(), DriverError>;
 
-    /// The instance's power state; `NotFound` when the host has no such
-    /// instance.
+    /// Returns the instance's power state, or `NotFound` when the host has
+    /// no such instance.
     async fn info(&self, uuid: &str) -> Result<InstanceInfo, DriverError>;
 
-    /// Every instance this host has, with its power state; a restarted
-    /// agent compares it with the database.
+    /// Lists every instance on this host with its power state. A restarted
+    /// agent compares this list with the database.
     async fn list(&self) -> Result<Vec<(String, PowerState)>, DriverError>;
 
-    /// The serial console's output; `length` keeps only the last lines.
+    /// Returns the serial console's output. `length` keeps only that many
+    /// last lines.
     async fn console_output(
         &self,
         uuid: &str,

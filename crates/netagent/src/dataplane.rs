@@ -29,7 +29,7 @@ pub trait Dataplane: Send + Sync {
         mtu: u32,
     ) -> Result<(), DataplaneError>;
 
-    /// Creates a veth pair if `host_end` is missing; both ends start in the
+    /// Creates a veth pair if `host_end` is missing. Both ends start in the
     /// caller's namespace. Sets `peer_end`'s MAC and MTU while it is still there.
     async fn ensure_veth(
         &self,
@@ -50,7 +50,7 @@ pub trait Dataplane: Send + Sync {
         mtu: u32,
     ) -> Result<(), DataplaneError>;
 
-    /// Deletes a link from the host namespace; a missing link is not an error.
+    /// Deletes a link from the host namespace. A missing link is not an error.
     async fn delete_link(&self, name: &str) -> Result<(), DataplaneError>;
 
     /// Adds `address` to `link` in the host namespace unless the link has
@@ -60,7 +60,7 @@ pub trait Dataplane: Send + Sync {
     /// Creates a named namespace under /run/netns if missing.
     async fn ensure_namespace(&self, name: &str) -> Result<(), DataplaneError>;
 
-    /// Deletes a named namespace and every link inside it; a missing namespace
+    /// Deletes a named namespace and every link inside it. A missing namespace
     /// is not an error.
     async fn delete_namespace(&self, name: &str) -> Result<(), DataplaneError>;
 
@@ -169,7 +169,7 @@ pub enum DataplaneOp {
 #[derive(Debug, Clone, Default)]
 struct FakeLink {
     master: Option<String>,
-    /// Namespace the link is in; `None` is the host namespace.
+    /// Namespace the link is in, where `None` is the host namespace.
     namespace: Option<String>,
     addresses: Vec<Ipv4Net>,
     /// The other end of a veth pair.
@@ -244,8 +244,8 @@ impl RecordingDataplane {
             .unwrap_or_default()
     }
 
-    /// Returns the namespace a link is in; `None` for the host namespace or
-    /// a missing link.
+    /// Returns the namespace a link is in, or `None` for the host namespace
+    /// or a missing link.
     pub fn namespace_of(&self, link: &str) -> Option<String> {
         self.lock()
             .links

@@ -11,7 +11,7 @@ use ipnet::{IpNet, Ipv4Net};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DesiredState {
     pub networks: Vec<NetworkSpec>,
-    /// Routers hosted here; every network a router touches (internal and
+    /// Routers hosted here. Every network a router touches (internal and
     /// external) must also be in `networks`, which gives it its bridge.
     pub routers: Vec<RouterSpec>,
     /// Upstream of the metadata proxies. `None` runs no metadata proxy and
@@ -22,23 +22,24 @@ pub struct DesiredState {
 /// One network as bound to this host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkSpec {
-    /// Network id; only its first 11 characters appear in device names.
+    /// Network id. Only its first 11 characters appear in device names.
     pub id: String,
     /// MTU of the bridge and of every device in it, in bytes.
     pub mtu: u32,
-    /// VXLAN segment for tenant networks; `None` for a bridge with no uplink.
+    /// VXLAN segment for tenant networks, or `None` for a bridge with no
+    /// uplink.
     pub vxlan: Option<VxlanSpec>,
-    /// IPv4 subnet served by DHCP; `None` runs no DHCP for the network.
+    /// IPv4 subnet served by DHCP. `None` runs no DHCP for the network.
     /// NOTE: IPv6 subnets (SLAAC, DHCPv6) are not served yet.
     pub subnet: Option<SubnetSpec>,
     /// The network's DHCP port, whose address dnsmasq listens on.
     pub dhcp_port: Option<PortSpec>,
-    /// Instance ports; their tap devices are created by the hypervisor.
+    /// Instance ports. The hypervisor creates their tap devices.
     pub ports: Vec<PortSpec>,
     /// An existing host bridge to plug into instead of `brq<id>`: the bridge
     /// that `bridge_mappings` maps a flat network's physical network to (or
     /// the VLAN sub-interface's bridge). The agent never creates, changes the
-    /// MTU of, or deletes this bridge; `vxlan` must then be `None`.
+    /// MTU of, or deletes this bridge. `vxlan` must then be `None`.
     pub bridge: Option<String>,
 }
 
@@ -78,7 +79,7 @@ pub struct PortSpec {
     pub mac: MacAddr,
     /// The port's first IPv4 fixed IP: the one DHCP hands out.
     pub ip: Ipv4Addr,
-    /// The port's further IPv4 fixed IPs; allowed as sources, not leased.
+    /// The port's further IPv4 fixed IPs, allowed as sources but not leased.
     pub extra_ips: Vec<Ipv4Addr>,
     /// `port_security_enabled`. When false the port gets no anti-spoofing
     /// and no security group filtering at all. Defaults to true, so a spec
@@ -111,7 +112,7 @@ impl Default for PortSpec {
 pub struct AddressPair {
     /// `ip_address`: a single address (/32) or a prefix.
     pub ip: Ipv4Net,
-    /// `mac_address`; `None` means the port's own MAC, as in Neutron.
+    /// `mac_address`. `None` means the port's own MAC, as in Neutron.
     pub mac: Option<MacAddr>,
 }
 
@@ -152,14 +153,14 @@ pub struct SecurityRule {
     pub direction: Direction,
     pub ethertype: EtherType,
     /// IP protocol number (`tcp` 6, `udp` 17, `icmp` 1, `ipv6-icmp` 58,
-    /// `sctp` 132, …); `None` for any protocol. Neutron's `icmp` with
+    /// `sctp` 132, …), or `None` for any protocol. Neutron's `icmp` with
     /// ethertype IPv6 must be given as 58.
     pub protocol: Option<u8>,
-    /// `port_range_min`: first destination port for TCP, UDP and SCTP; the
-    /// ICMP type for ICMP and ICMPv6.
+    /// `port_range_min`: the first destination port for TCP, UDP and SCTP,
+    /// or the ICMP type for ICMP and ICMPv6.
     pub port_range_min: Option<u16>,
-    /// `port_range_max`: last destination port for TCP, UDP and SCTP; the
-    /// ICMP code for ICMP and ICMPv6.
+    /// `port_range_max`: the last destination port for TCP, UDP and SCTP,
+    /// or the ICMP code for ICMP and ICMPv6.
     pub port_range_max: Option<u16>,
     pub remote: RuleRemote,
 }
@@ -188,9 +189,9 @@ pub struct RouterGateway {
     pub ip: Ipv4Addr,
     /// The external subnet's CIDR.
     pub cidr: Ipv4Net,
-    /// The external network; it must be in `DesiredState::networks`.
+    /// The external network, which must be in `DesiredState::networks`.
     pub network_id: String,
-    /// The external subnet's `gateway_ip`, the router's default route;
+    /// The external subnet's `gateway_ip`, the router's default route.
     /// `None` leaves the router without one.
     pub gateway_ip: Option<Ipv4Addr>,
 }
@@ -204,7 +205,7 @@ pub struct RouterInterface {
     pub ip: Ipv4Addr,
     /// The internal subnet's CIDR.
     pub cidr: Ipv4Net,
-    /// The internal network; it must be in `DesiredState::networks`.
+    /// The internal network, which must be in `DesiredState::networks`.
     pub network_id: String,
 }
 

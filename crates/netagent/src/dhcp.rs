@@ -30,10 +30,10 @@ pub struct DhcpConfig {
     pub mtu: u32,
     /// Fixed leases, one per port.
     pub hosts: Vec<DhcpHost>,
-    /// Default gateway announced to clients; `None` announces no router.
+    /// Default gateway announced to clients. `None` announces no router.
     pub router: Option<Ipv4Addr>,
     /// Next hop for the classless static route to 169.254.169.254/32 (the
-    /// DHCP port, where the metadata proxy listens); `None` pushes no route.
+    /// DHCP port, where the metadata proxy listens). `None` pushes no route.
     pub metadata_next_hop: Option<Ipv4Addr>,
 }
 
@@ -52,7 +52,7 @@ pub trait DhcpServer: Send + Sync {
     /// namespace and interface must already exist.
     async fn ensure_running(&self, config: &DhcpConfig) -> Result<(), DhcpError>;
 
-    /// Stops the network's server and removes its files; a server that is not
+    /// Stops the network's server and removes its files. A server that is not
     /// running is not an error.
     async fn stop(&self, network_id: &str) -> Result<(), DhcpError>;
 }
@@ -107,7 +107,7 @@ pub enum DhcpError {
     },
 }
 
-/// dnsmasq-utils' tool that makes dnsmasq drop one lease.
+/// The `dnsmasq-utils` program that makes dnsmasq drop one lease.
 const DHCP_RELEASE: &str = "dhcp_release";
 
 /// How long `stop` waits for dnsmasq to exit after SIGTERM.
@@ -154,8 +154,8 @@ impl Dnsmasq {
         let subnet = config.subnet;
         let mut args = self.base_arguments(config, dir, subnet);
         // Clients that get option 121 ignore option 3, so the default route
-        // travels in it too, as Neutron's DHCP agent does; 249 is the same
-        // option for older Windows clients.
+        // travels in it too, as in Neutron's DHCP agent. Option 249 is the
+        // same route list for older Windows clients.
         let mut routes = Vec::new();
         if let Some(hop) = config.metadata_next_hop {
             routes.push(format!("169.254.169.254/32,{hop}"));
@@ -181,7 +181,7 @@ impl Dnsmasq {
             "--no-resolv".into(),
             "--strict-order".into(),
             "--conf-file=/dev/null".into(),
-            // NOTE: DNS is off (port 0); instance names are not resolvable yet.
+            // NOTE: DNS is off (port 0), so instance names are not resolvable yet.
             "--port=0".into(),
             "--except-interface=lo".into(),
             "--bind-interfaces".into(),
@@ -207,7 +207,7 @@ impl Dnsmasq {
     }
 
     fn start(&self, config: &DhcpConfig, args: &[String]) -> Result<(), DhcpError> {
-        // `ip netns exec` runs dnsmasq inside the namespace; dnsmasq forks into
+        // `ip netns exec` runs dnsmasq inside the namespace. dnsmasq forks into
         // the background and the foreground process exits once it is serving.
         let status = Command::new("ip")
             .args(["netns", "exec", &config.namespace])
@@ -253,8 +253,8 @@ impl Dnsmasq {
                     source,
                 })?;
                 tracing::debug!(network_id = %config.network_id, pid = pid.as_raw(), "reloaded dnsmasq hosts");
-                // dnsmasq keeps a removed host's lease in memory and refuses
-                // its address to the next MAC that gets it; Neutron's agent
+                // dnsmasq keeps a removed host's lease in memory and rejects
+                // the next MAC that is assigned its address. Neutron's agent
                 // releases such leases the same way.
                 let stale = stale_leases(&old_hosts, &new_hosts);
                 if !stale.is_empty() && !self.release(config, &stale) {
@@ -270,8 +270,8 @@ impl Dnsmasq {
 
     /// Sends dnsmasq a DHCPRELEASE for each `(mac, address)` with
     /// `dhcp_release` (Debian's `dnsmasq-utils`). Returns false when one
-    /// could not be sent; the caller then restarts dnsmasq, which drops
-    /// every lease and acknowledges the remaining hosts again on renewal.
+    /// could not be sent. The caller then restarts dnsmasq, which drops every
+    /// lease and acknowledges the remaining hosts again on renewal.
     fn release(&self, config: &DhcpConfig, stale: &[(String, String)]) -> bool {
         for (mac, address) in stale {
             let outcome = Command::new("ip")
@@ -293,7 +293,7 @@ impl Dnsmasq {
                 }
                 Err(error) => {
                     tracing::warn!(network_id = %config.network_id, %error,
-                        "cannot run {DHCP_RELEASE}; restarting dnsmasq to forget the lease");
+                        "running {DHCP_RELEASE} failed (is dnsmasq-utils installed?); restarting dnsmasq to forget the lease");
                     return false;
                 }
             }
@@ -355,8 +355,8 @@ fn hosts_file(hosts: &[DhcpHost]) -> String {
     text
 }
 
-/// Returns `(mac, address)` of each line of the hosts file `old` that
-/// `new` no longer holds: leases dnsmasq must forget.
+/// Returns `(mac, address)` of each line of the hosts file `old` that `new`
+/// no longer contains. dnsmasq must forget these leases.
 fn stale_leases(old: &str, new: &str) -> Vec<(String, String)> {
     let kept: std::collections::BTreeSet<&str> = new.lines().collect();
     old.lines()
@@ -403,7 +403,7 @@ fn write_if_changed(path: &Path, content: &str) -> Result<bool, DhcpError> {
 }
 
 /// Returns whether `pid` is a live, non-zombie dnsmasq started with files in
-/// `dir`; the check on the command line guards against a reused pid.
+/// `dir`. The check on the command line guards against a reused pid.
 fn is_our_dnsmasq(pid: i32, dir: &Path) -> bool {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let Ok(cmdline) = fs::read(proc_dir.join("cmdline")) else {
@@ -469,7 +469,8 @@ struct FakeServers {
     fail_on: Option<&'static str>,
 }
 
-/// In-memory [`DhcpServer`] that records starts, reloads and stops.
+/// In-memory [`DhcpServer`] that records starts, reloads, restarts and
+/// stops.
 #[derive(Debug, Default)]
 pub struct RecordingDhcp {
     servers: Mutex<FakeServers>,
@@ -581,10 +582,10 @@ mod tests {
     }
 
     #[test]
-    fn stale_leases_are_the_removed_or_changed_lines() {
+    fn stale_leases_are_removed_or_changed_lines() {
         let old = "fa:16:3e:00:00:01,host-10-0-0-3.openstacklocal,10.0.0.3\n\
                    fa:16:3e:00:00:02,host-10-0-0-4.openstacklocal,10.0.0.4\n";
-        // 10.0.0.3 moved to another MAC; 10.0.0.4 stays.
+        // 10.0.0.3 moved to another MAC, and 10.0.0.4 stays.
         let new = "fa:16:3e:00:00:09,host-10-0-0-3.openstacklocal,10.0.0.3\n\
                    fa:16:3e:00:00:02,host-10-0-0-4.openstacklocal,10.0.0.4\n";
         assert_eq!(
@@ -641,7 +642,7 @@ mod tests {
     }
 
     #[test]
-    fn dead_pid_is_not_running() {
+    fn foreign_pid_is_not_running() {
         let dir = tempfile::tempdir().unwrap();
         let dnsmasq = Dnsmasq::new(dir.path());
         fs::create_dir_all(dir.path().join("net")).unwrap();

@@ -5,18 +5,19 @@
 //! - `bridge oxstack` filters every frame crossing a network bridge. Its
 //!   `prerouting` chain drops frames a port sends from a MAC, IP or ARP
 //!   sender it does not own (stateless checks, which need no connection
-//!   tracking). Its `forward` chain, which sees both the incoming and the
-//!   outgoing bridge port, writes them into the packet mark: the sending
-//!   port's index in the high 16 bits, the receiving port's in the low 16.
+//!   tracking). Its `forward` chain, where both the incoming and the
+//!   outgoing bridge port are known, writes them into the packet mark: the
+//!   sending port's index in the high 16 bits, the receiving port's in the
+//!   low 16.
 //! - `inet oxstack` filters bridged IP traffic with connection tracking.
 //!   Kernels without `nf_conntrack_bridge` (Debian's included, and the build
 //!   machines') cannot match `ct state` in the bridge family, so bridged IP
 //!   packets reach the IP hooks through `br_netfilter`
-//!   (`net.bridge.bridge-nf-call-iptables=1`), where only the mark still tells
-//!   which tap they came from and go to.
+//!   (`net.bridge.bridge-nf-call-iptables=1`). There only the mark still
+//!   identifies the tap they came from and the tap they go to.
 //!
 //! NOTE: the agent owns the packet mark of frames bridged to or from its
-//! filtered ports; another user of marks on those frames would be overwritten.
+//! filtered ports. Another user of marks on those frames would be overwritten.
 
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::BTreeSet;
@@ -31,7 +32,8 @@ use crate::nft::NftTable;
 /// Name of both filtering tables.
 pub(crate) const TABLE: &str = "oxstack";
 
-/// Largest number of filtered ports per host: indexes live in 15 bits.
+/// Maximum number of filtered ports per host, because port indexes live in
+/// 15 bits of the mark.
 pub(crate) const MAX_PORTS: usize = 0x7fff;
 
 const TCP: u8 = 6;
@@ -54,10 +56,12 @@ struct FilteredPort<'a> {
 }
 
 /// Returns the two filtering tables for `desired`, or `None` when no port
-/// has port security (then the tables must not exist at all). Router and
-/// DHCP ports are never filtered even when listed among a network's ports,
-/// because they forward or reply for addresses that are not their own, as
-/// Neutron trusts its `network:*` ports.
+/// needs filtering, so the tables must not exist at all. Returns `Err` with
+/// the port count when more than [`MAX_PORTS`] ports need filtering.
+///
+/// Router and DHCP ports are never filtered even when listed among a
+/// network's ports, because they forward or reply for addresses that are not
+/// their own. Neutron trusts its `network:*` ports the same way.
 pub(crate) fn security_tables(desired: &DesiredState) -> Result<Option<[NftTable; 2]>, usize> {
     let trusted: BTreeSet<&str> = desired
         .routers
@@ -417,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn anti_spoofing_allows_only_own_mac_ip_arp_and_dhcp_discovery() {
+    fn anti_spoofing_allows_own_addresses() {
         let (bridge, _) = tables(vec![port(PORT_A, 5, Vec::new())]);
         let spoof = chain(&bridge, "spoof_aaaa1111_22");
         assert!(
@@ -460,7 +464,7 @@ mod tests {
     }
 
     #[test]
-    fn connection_tracking_precedes_the_rules_and_default_is_drop() {
+    fn conntrack_precedes_rules_then_drop() {
         let (_, inet) = tables(vec![port(PORT_A, 5, Vec::new())]);
         let forward = chain(&inet, "forward");
         let established = forward.find("ct state established,related accept").unwrap();
@@ -550,7 +554,7 @@ mod tests {
     }
 
     #[test]
-    fn port_security_off_leaves_the_port_unfiltered() {
+    fn port_security_off_leaves_port_unfiltered() {
         let mut open = port(PORT_B, 6, Vec::new());
         open.port_security = false;
         let (bridge, inet) = tables(vec![port(PORT_A, 5, Vec::new()), open.clone()]);
@@ -560,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn router_and_dhcp_ports_are_never_filtered() {
+    fn router_and_dhcp_ports_unfiltered() {
         let mut state = state(vec![
             port(PORT_A, 5, Vec::new()),
             port(PORT_B, 1, Vec::new()),

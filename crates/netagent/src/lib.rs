@@ -5,7 +5,7 @@
 //! `vxlan-<vni>` in that bridge, a `qdhcp-<network id>` namespace joined to the
 //! bridge by a veth pair, one dnsmasq inside that namespace serving fixed
 //! MAC → IP leases, and a metadata proxy on 169.254.169.254 there. Security
-//! groups are nftables rules per instance tap; each router is a
+//! groups are nftables rules per instance tap. Each router is a
 //! `qrouter-<router id>` namespace with NAT in nftables. Host facilities sit
 //! behind [`Dataplane`], [`DhcpServer`], [`Nftables`] and [`MetadataProxy`],
 //! each with an in-memory fake.

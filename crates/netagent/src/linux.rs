@@ -20,7 +20,7 @@ use crate::desired::MacAddr;
 const VXLAN_PORT: u16 = 4789;
 
 /// Linux links and namespaces, changed through a netlink socket opened in the
-/// host namespace; work inside another namespace uses a socket opened there.
+/// host namespace. Work inside another namespace uses a socket opened there.
 pub struct LinuxDataplane {
     handle: Handle,
 }

@@ -24,7 +24,7 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Maximum duration of one proxied exchange.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Connections served at once per network; further ones are closed.
+/// Maximum connections served at once per network. Further ones are closed.
 const MAX_CONNECTIONS: usize = 32;
 
 /// Request headers a guest may not set, because only the proxy identifies the requester.
@@ -53,7 +53,8 @@ pub trait MetadataProxy: Send + Sync {
         upstream: SocketAddr,
     ) -> Result<(), MetadataError>;
 
-    /// Stops the network's proxy; none running is not an error.
+    /// Stops the network's proxy. A proxy that is not running is not an
+    /// error.
     async fn stop(&self, network_id: &str);
 }
 
@@ -229,7 +230,7 @@ async fn proxy(
     Ok(())
 }
 
-/// Reads up to the blank line that ends the request head; returns the head
+/// Reads up to the blank line that ends the request head. Returns the head
 /// and any body bytes read past it.
 async fn read_head(client: &mut TcpStream) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
     let mut buffer = Vec::with_capacity(1024);
@@ -261,8 +262,8 @@ fn find_head_end(buffer: &[u8]) -> Option<usize> {
 }
 
 /// Rebuilds the request head: the guest's request line and headers minus
-/// the identifying ones, plus the proxy's own. `None` for a head that is not
-/// HTTP/1.x.
+/// the identifying ones, plus the proxy's own. Returns `None` for a head
+/// that is not HTTP/1.x.
 fn rewrite_head(head: &[u8], source: std::net::IpAddr, network_id: &str) -> Option<String> {
     let text = std::str::from_utf8(head).ok()?;
     let mut lines = text.split("\r\n");
@@ -380,7 +381,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn head_gets_identity_headers_and_loses_forged_ones() {
+    fn head_replaces_forged_identity_headers() {
         let head = b"GET /openstack/latest/meta_data.json HTTP/1.1\r\nHost: 169.254.169.254\r\nX-Forwarded-For: 10.0.0.99\r\nx-neutron-network-id: other\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\n";
         let out = rewrite_head(head, "10.0.0.5".parse().unwrap(), "net-1").unwrap();
         assert_eq!(
@@ -400,7 +401,7 @@ mod tests {
     }
 
     #[test]
-    fn head_end_is_found_after_the_blank_line() {
+    fn head_ends_at_blank_line() {
         assert_eq!(find_head_end(b"GET / HTTP/1.0\r\n\r\nbody"), Some(18));
         assert_eq!(find_head_end(b"GET / HTTP/1.0\r\n"), None);
     }

@@ -70,7 +70,7 @@ pub trait Nftables: Send + Sync {
     /// Replaces each table with its new content, all in one transaction.
     async fn replace(&self, namespace: Option<&str>, tables: &[NftTable]) -> Result<(), NftError>;
 
-    /// Deletes a table; a missing table is not an error.
+    /// Deletes a table. A missing table is not an error.
     async fn delete(&self, namespace: Option<&str>, table: TableRef<'_>) -> Result<(), NftError>;
 }
 
@@ -91,7 +91,7 @@ pub enum NftError {
     Injected { operation: &'static str },
 }
 
-/// Renders the transaction that replaces `tables`: declaring a table before
+/// Renders the transaction that replaces `tables`. Declaring a table before
 /// deleting it makes the delete succeed whether or not it existed.
 pub(crate) fn replace_script(tables: &[NftTable]) -> String {
     let mut script = String::new();
@@ -103,7 +103,7 @@ pub(crate) fn replace_script(tables: &[NftTable]) -> String {
     script
 }
 
-/// Extracts the fingerprint from `nft list table` output: the table's own
+/// Extracts the fingerprint from `nft list table` output. The table's own
 /// comment is the only one indented by exactly one tab.
 fn parse_fingerprint(listing: &str) -> String {
     listing
@@ -115,7 +115,7 @@ fn parse_fingerprint(listing: &str) -> String {
         .to_string()
 }
 
-/// nftables through Debian's `nft` binary; `ip netns exec` reaches the
+/// nftables through Debian's `nft` binary. `ip netns exec` reaches the
 /// tables of another namespace.
 #[derive(Debug, Clone, Default)]
 pub struct NftCommand;
@@ -378,7 +378,7 @@ mod tests {
     }
 
     #[test]
-    fn replace_script_declares_deletes_and_recreates_in_one_go() {
+    fn replace_script_declares_deletes_recreates() {
         let script = replace_script(&[table()]);
         let lines: Vec<&str> = script.lines().collect();
         assert_eq!(lines[0], "table inet oxstack");
@@ -388,7 +388,7 @@ mod tests {
     }
 
     #[test]
-    fn fingerprint_is_read_back_from_a_listing() {
+    fn fingerprint_read_back_from_listing() {
         let table = table();
         // nft prints the table comment on its own line, then the chains.
         let listing = format!(

@@ -4,8 +4,8 @@
 //! The agent records what it created in a ledger, kept in its state
 //! directory when it has one. An agent restarted over an existing host then
 //! removes what its predecessor created and the desired state dropped. It
-//! deletes only the `brq`, `tap`, `qdhcp-` and `qrouter-` devices and
-//! namespaces of ids in the ledger, and its own `oxstack` nftables tables.
+//! deletes only the `brq`, `vxlan-`, `tap`, `qdhcp-` and `qrouter-` devices
+//! and namespaces of ids in the ledger, and its own `oxstack` nftables tables.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -87,7 +87,7 @@ pub enum ReconcileError {
     )]
     NoNftables,
     #[error(
-        "the desired state asks for a metadata proxy, but this reconciler has none; build it with Reconciler::with_metadata_proxy"
+        "the desired state requests a metadata proxy, but this reconciler has none; build it with Reconciler::with_metadata_proxy"
     )]
     NoMetadataProxy,
     #[error("metadata proxy of network {network_id} failed")]
@@ -107,7 +107,8 @@ pub enum ReconcileError {
 /// Devices and namespaces the agent created for one network.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct OwnedNetwork {
-    /// The agent created `brq<id>`; false for a mapped bridge it only uses.
+    /// Whether the agent created `brq<id>`. False for a mapped bridge that
+    /// the agent only uses.
     own_bridge: bool,
     vxlan_vni: Option<u32>,
     /// DHCP port whose `tap` and `qdhcp-` namespace exist.
@@ -155,8 +156,8 @@ pub(crate) fn bridge_of(network: &NetworkSpec) -> String {
 }
 
 impl Reconciler {
-    /// A reconciler that keeps its ledger in memory only, with neither
-    /// nftables nor a metadata proxy: enough for networks and DHCP.
+    /// Creates a reconciler that keeps its ledger in memory only, with
+    /// neither nftables nor a metadata proxy. It can apply networks and DHCP.
     pub fn new() -> Self {
         Self::default()
     }
@@ -180,19 +181,21 @@ impl Reconciler {
         Ok(self)
     }
 
-    /// How many networks and routers the ledger says this agent created.
+    /// Returns the number of networks and routers that the ledger records as
+    /// created by this agent.
     pub fn owned_counts(&self) -> (usize, usize) {
         (self.ledger.networks.len(), self.ledger.routers.len())
     }
 
-    /// Filters ports (security groups) and translates router traffic with
-    /// these nftables.
+    /// Sets the nftables client used to filter ports (security groups) and to
+    /// translate router traffic.
     pub fn with_nftables(mut self, nftables: Arc<dyn Nftables>) -> Self {
         self.nftables = Some(nftables);
         self
     }
 
-    /// Serves 169.254.169.254 in DHCP namespaces with these proxies.
+    /// Sets the metadata proxies that serve 169.254.169.254 in DHCP
+    /// namespaces.
     pub fn with_metadata_proxy(mut self, metadata: Arc<dyn MetadataProxy>) -> Self {
         self.metadata = Some(metadata);
         self
@@ -332,6 +335,7 @@ impl Reconciler {
             }
             return Ok(None);
         };
+
         if let Some(entry) = self.ledger.networks.get_mut(id) {
             entry.dhcp_port_id = Some(dhcp_port.id.clone());
         }
@@ -348,6 +352,7 @@ impl Reconciler {
                 subnet: subnet.cidr,
             });
         }
+
         let metadata = match (desired.metadata, &self.metadata) {
             (Some(spec), Some(proxy)) => Some((spec, proxy.clone())),
             (Some(_), None) => return Err(ReconcileError::NoMetadataProxy),
@@ -456,7 +461,7 @@ impl Reconciler {
                 .await
                 .map_err(dataplane_error(id))?;
         }
-        // Deleting the bridge releases instance taps still in it; their owner
+        // Deleting the bridge releases instance taps still in it, and their owner
         // deletes them. A mapped bridge belongs to the operator.
         if owned.own_bridge {
             dataplane
@@ -530,7 +535,8 @@ impl Reconciler {
                     .iter()
                     .zip(&current)
                     .all(|(t, c)| c.as_deref() == Some(t.fingerprint().as_str()));
-                // Checked every time: the filtering silently stops if it is turned off.
+                // Checked on every call, because filtering silently stops when
+                // netfilter for bridged traffic is turned off.
                 dataplane
                     .ensure_bridge_netfilter()
                     .await
@@ -633,7 +639,8 @@ async fn plug_network(
 
     for port in &network.ports {
         let tap = tap_name(&port.id);
-        // The hypervisor creates an instance's tap; until then there is nothing to plug.
+        // The hypervisor creates an instance's tap. Until then there is
+        // nothing to plug.
         if dataplane
             .link_exists(&tap)
             .await

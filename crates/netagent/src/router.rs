@@ -96,8 +96,8 @@ struct Leg<'a> {
 }
 
 /// Brings the router's namespace, interfaces, routes and NAT in line with
-/// `router`. `previous_ports` are the ports it owned before; the devices of
-/// those no longer wanted are deleted.
+/// `router`. `previous_ports` are the ports the router owned before, and
+/// the devices of those it no longer owns are deleted.
 pub(crate) async fn apply_router(
     router: &RouterSpec,
     previous_ports: &BTreeSet<String>,
@@ -303,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn nat_table_translates_floating_ips_and_snats_internal_subnets() {
+    fn nat_table_translates_floating_and_internal() {
         let text = nat_table(&router()).unwrap().render();
         assert!(
             text.contains("iifname \"qg-gwport0000-\" ip daddr 203.0.113.20 dnat to 10.0.0.5"),
@@ -331,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn router_without_gateway_has_no_nat_table() {
+    fn router_without_gateway_has_no_nat() {
         assert!(nat_table(&RouterSpec {
             gateway: None,
             ..router()
@@ -340,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn floating_ips_are_addresses_of_the_gateway_interface() {
+    fn floating_ips_sit_on_gateway_interface() {
         let router = router();
         let legs = legs(&router).unwrap();
         let gateway = legs.iter().find(|l| l.inner.starts_with("qg-")).unwrap();

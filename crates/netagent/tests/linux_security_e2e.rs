@@ -282,9 +282,9 @@ fn table_handle(family: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn security_groups_router_and_metadata_on_a_real_host() {
+async fn security_router_metadata_on_real_host() {
     if let Some(reason) = missing_prerequisite() {
-        eprintln!("skipping security_groups_router_and_metadata_on_a_real_host: {reason}");
+        eprintln!("skipping security_router_metadata_on_real_host: {reason}");
         return;
     }
     let mut rng = rand::thread_rng();

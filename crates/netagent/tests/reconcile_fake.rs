@@ -49,7 +49,7 @@ fn desired(networks: Vec<NetworkSpec>) -> DesiredState {
 }
 
 #[tokio::test]
-async fn first_run_builds_network_and_second_changes_nothing() {
+async fn first_run_builds_second_changes_nothing() {
     let dataplane = RecordingDataplane::new();
     let dhcp = RecordingDhcp::new();
     let mut reconciler = Reconciler::new();
@@ -299,7 +299,7 @@ async fn one_failing_network_does_not_block_others() {
 }
 
 #[tokio::test]
-async fn network_failed_on_first_run_is_removed_cleanly() {
+async fn failed_new_network_is_removed_cleanly() {
     let dataplane = RecordingDataplane::new();
     let dhcp = RecordingDhcp::new();
     let mut reconciler = Reconciler::new();
@@ -323,7 +323,7 @@ async fn network_failed_on_first_run_is_removed_cleanly() {
 }
 
 #[tokio::test]
-async fn ensure_address_adds_once_and_needs_the_link() {
+async fn ensure_address_adds_once_needs_link() {
     use oxstack_netagent::Dataplane;
 
     let dataplane = RecordingDataplane::new();

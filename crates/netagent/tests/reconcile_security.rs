@@ -165,7 +165,7 @@ fn everything() -> DesiredState {
 }
 
 #[tokio::test]
-async fn filtered_ports_get_both_tables_in_one_replace() {
+async fn filtered_ports_replace_both_tables() {
     let host = Host::new();
     let mut reconciler = host.reconciler(None);
     host.apply(
@@ -196,7 +196,7 @@ async fn filtered_ports_get_both_tables_in_one_replace() {
 }
 
 #[tokio::test]
-async fn rule_change_replaces_tables_and_unfiltered_host_has_none() {
+async fn rule_changes_replace_or_drop_tables() {
     let host = Host::new();
     let mut reconciler = host.reconciler(None);
     let mut state = DesiredState {
@@ -220,7 +220,7 @@ async fn rule_change_replaces_tables_and_unfiltered_host_has_none() {
 }
 
 #[tokio::test]
-async fn filtered_ports_without_nftables_are_an_error_not_open() {
+async fn filtered_ports_without_nftables_fail() {
     let dataplane = RecordingDataplane::new();
     let dhcp = RecordingDhcp::new();
     let error = Reconciler::new()
@@ -312,7 +312,7 @@ async fn router_on_unknown_network_is_refused() {
 }
 
 #[tokio::test]
-async fn missing_mapped_bridge_is_reported_and_never_created() {
+async fn missing_mapped_bridge_is_never_created() {
     let host = Host::new();
     let mut reconciler = host.reconciler(None);
     let error = reconciler
@@ -334,7 +334,7 @@ async fn missing_mapped_bridge_is_reported_and_never_created() {
 }
 
 #[tokio::test]
-async fn metadata_proxy_runs_in_the_dhcp_namespace_with_its_route() {
+async fn metadata_proxy_runs_in_dhcp_namespace() {
     let host = Host::new();
     host.dataplane.add_tap("br-ex");
     let mut reconciler = host.reconciler(None);
@@ -361,7 +361,7 @@ async fn metadata_proxy_runs_in_the_dhcp_namespace_with_its_route() {
 }
 
 #[tokio::test]
-async fn restarted_agent_changes_nothing_on_an_unchanged_host() {
+async fn restarted_agent_keeps_unchanged_host() {
     let host = Host::new();
     host.dataplane.add_tap("br-ex");
     host.dataplane.add_tap("tapaa22cc33-dd");

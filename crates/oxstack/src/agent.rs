@@ -13,8 +13,8 @@ use oxstack_network::NetworkService;
 
 use crate::config::Config;
 
-/// How often the agent reports; the network service declares an agent
-/// down after `agent_down_time` (75 s by default) without a report.
+/// Interval between the agent's reports. The network service declares an
+/// agent down after `agent_down_time` (75 s by default) without a report.
 const REPORT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Returns this host's physical network → bridge mappings: `[netagent]
@@ -41,7 +41,7 @@ pub fn agent_config(config: &Config) -> anyhow::Result<AgentConfig> {
     let bridge_mappings = bridge_mappings(config)?;
     let tunneling_ip = match &config.netagent.tunneling_ip {
         Some(ip) => ip.clone(),
-        // One host needs no tunnel between hosts; its own address serves.
+        // A single host needs no tunnel between hosts, so its own address serves.
         None => {
             let listen = config.listen()?.ip();
             if listen.is_unspecified() {

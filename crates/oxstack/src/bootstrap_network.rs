@@ -54,8 +54,8 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    /// Serves requests of an admin of `project_id`, with a token that only
-    /// this value knows.
+    /// Creates a client that acts as an admin of `project_id`, with a random
+    /// token that only this value stores.
     pub(crate) fn as_admin(networks: &Arc<NetworkService>, project_id: &str) -> Self {
         let token = format!("bootstrap-{}", rand::random::<u128>());
         let auth = AuthContext {
@@ -75,7 +75,7 @@ impl Api {
         }
     }
 
-    /// Sends one request and returns the response body; a status of 400 or
+    /// Sends one request and returns the response body. A status of 400 or
     /// above is an error that contains the body.
     pub(crate) async fn call(
         &self,
@@ -132,7 +132,7 @@ impl Api {
     }
 }
 
-/// What [`run`] created that the host needs to know about.
+/// The resources that [`run`] created and the host must configure.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct CreatedNetworks {
     /// The gateway address of `public-subnet` with the subnet's prefix

@@ -15,8 +15,8 @@ use oxstack_hypervisor::{
 use crate::config::{Config, DriverKind};
 use crate::dataplane::HostAgent;
 
-/// Builds the driver `[hypervisor] driver` names; with a network agent, its
-/// instances' taps are plugged by that agent.
+/// Builds the driver that `[hypervisor] driver` names. With a network agent,
+/// that agent plugs the taps of the driver's instances.
 pub fn driver(
     config: &Config,
     data_dir: &Path,
@@ -56,7 +56,8 @@ struct PluggedDriver {
 
 impl PluggedDriver {
     /// Runs the network agent now rather than at its next pass, so a tap
-    /// QEMU just created joins its bridge before the guest asks for DHCP.
+    /// QEMU just created joins its bridge before the guest sends its DHCP
+    /// request.
     async fn plug_taps(&self, uuid: &str) {
         if let Err(error) = self.agent.sync(true).await {
             tracing::warn!(server_id = uuid, %error, "network agent pass after starting the server failed; it retries");

@@ -28,7 +28,7 @@ pub struct Config {
     pub hypervisor: HypervisorConfig,
 }
 
-/// Which hypervisor driver runs this host's servers.
+/// The hypervisor driver that runs this host's servers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DriverKind {
@@ -98,8 +98,9 @@ pub struct NetAgentConfig {
     /// [default: linux when the process may change the network (root),
     /// else none].
     pub dataplane: Option<DataplaneKind>,
-    /// True when the config file leaves `bridge_mappings` out, so that
-    /// `bridge_mappings` holds the default rather than the operator's choice.
+    /// Whether the config file leaves `bridge_mappings` out, so that
+    /// `bridge_mappings` contains the default rather than the operator's
+    /// choice.
     pub(crate) bridge_mappings_defaulted: bool,
 }
 
@@ -122,8 +123,8 @@ impl NetAgentConfig {
     }
 }
 
-/// `[netagent]` as the config file writes it, before defaults apply; only
-/// here can a missing `bridge_mappings` be told from an empty one.
+/// `[netagent]` as the config file writes it, before defaults apply. Only
+/// here can a missing `bridge_mappings` be distinguished from an empty one.
 #[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct NetAgentSection {
@@ -288,7 +289,7 @@ fn default_data_dir() -> PathBuf {
 }
 
 fn is_root() -> bool {
-    // The owner of /proc/self is the effective user; no libc call needed.
+    // The owner of /proc/self is the effective user, so no libc call is needed.
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
@@ -344,7 +345,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_bridge_mappings_default_to_public_br_ex() {
+    fn bridge_mappings_default_to_public_br_ex() {
         for text in ["", "[netagent]\nhost = \"node1\"\n"] {
             let netagent = netagent_from(text);
             assert_eq!(

@@ -1,12 +1,12 @@
 //! This host's network agent: plugs the networks that have ports on this
 //! host into Linux (one bridge per network, its VXLAN device, a `qdhcp-`
-//! namespace with dnsmasq) and keeps them as the network service says.
+//! namespace with dnsmasq) and keeps them in line with the network service.
 //!
 //! It reconciles at start, immediately after every write to the network
 //! service, and every few seconds. A periodic pass that finds the desired
 //! state unchanged only checks, through sysfs and dnsmasq's pid file, that
 //! every bridge exists, every present tap is in its bridge and every dnsmasq
-//! runs; it reconciles again when one of them is not.
+//! runs. It reconciles again when one of these checks fails.
 
 mod desired;
 pub mod dhcp_dir;
@@ -54,8 +54,9 @@ pub enum AgentError {
 
 struct Applied {
     reconciler: Reconciler,
-    /// The desired state of the last pass, and whether it was applied fully.
+    /// The desired state of the last pass.
     last: Option<DesiredState>,
+    /// Whether the last pass failed, so the next pass reconciles in any case.
     failed: bool,
 }
 
@@ -98,8 +99,7 @@ impl HostAgent {
         }
     }
 
-    /// Builds what this host should have plugged in, from the network
-    /// service.
+    /// Builds the desired state of this host from the network service.
     pub async fn desired_state(&self) -> Result<DesiredState, AgentError> {
         let view = self
             .networks
@@ -190,8 +190,8 @@ impl HostAgent {
     }
 }
 
-/// Returns whether this process may change the host's network: it holds
-/// CAP_NET_ADMIN (bit 12 of the effective capabilities) as root does.
+/// Returns whether this process may change the host's network, which
+/// requires CAP_NET_ADMIN (bit 12 of the effective capabilities), as root has.
 pub fn can_administer_network() -> bool {
     const CAP_NET_ADMIN: u32 = 12;
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
@@ -205,12 +205,16 @@ pub fn can_administer_network() -> bool {
 }
 
 /// Gives networks without one their DHCP port, then starts this host's
-/// network agent as `[netagent] dataplane` selects: reconciles once and keeps reconciling
-/// in the background. dnsmasq keeps its files under `/run/oxstack`
-/// (`DATA_DIR/dhcp` links there; see [`dhcp_dir`]) and the agent its record of what it created in `DATA_DIR/netagent`. Metadata
-/// proxies forward to `metadata`, the metadata API's listener, when given.
-/// When `bridge_mappings` is the default, it first creates br-ex, giving it
-/// `external_gateway` (the gateway of the `public-subnet` just created).
+/// network agent as `[netagent] dataplane` selects. The agent reconciles once
+/// and keeps reconciling in the background.
+///
+/// dnsmasq keeps its files under `/run/oxstack`, and `DATA_DIR/dhcp` links
+/// there (see [`dhcp_dir`]). The agent keeps its record of what it created in
+/// `DATA_DIR/netagent`. Metadata proxies forward to `metadata`, the metadata
+/// API's listener, when given. When `bridge_mappings` is the default, it
+/// first creates br-ex with the address `external_gateway`, the gateway of
+/// the `public-subnet` just created.
+///
 /// Returns the agent, or `None` when the host runs without a dataplane.
 pub async fn start(
     networks: Arc<NetworkService>,
@@ -241,7 +245,7 @@ pub async fn start(
     match networks.schedule_dhcp().await {
         Ok(served) => tracing::info!(networks = served, "networks with DHCP ports"),
         Err(error) => {
-            tracing::warn!(error = %error.message, "cannot give networks their DHCP ports")
+            tracing::warn!(error = %error.message, "scheduling DHCP ports for networks failed")
         }
     }
     if kind == DataplaneKind::None {
@@ -265,7 +269,7 @@ pub async fn start(
             external_bridge::ensure(&dataplane, &ledger_dir, bridge, external_gateway).await
         {
             tracing::error!(bridge, error = format!("{error:#}"),
-                            "cannot set up the bridge of the default external network, so routers on it get no gateway and floating IPs do not work");
+                            "setting up the bridge of the default external network failed, so routers on it get no gateway and floating IPs do not work");
         }
     }
     let state_dir = dhcp_dir::prepare(data_dir)?;
@@ -298,7 +302,8 @@ pub async fn start(
     Ok(Some(agent))
 }
 
-/// What [`teardown`] removed.
+/// The counts of networks and routers that [`teardown`] removed, and the
+/// bridge it deleted.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Removed {
     pub networks: usize,
@@ -308,12 +313,12 @@ pub struct Removed {
     pub bridge: Option<String>,
 }
 
-/// Removes from this host everything the network agent of `data_dir`
-/// created (bridges, VXLAN devices, taps it plugged, `qdhcp-`/`qrouter-`
+/// Removes from this host everything that the network agent of `data_dir`
+/// created, as its record in `DATA_DIR/netagent` lists it. That covers
+/// bridges, VXLAN devices, the taps it plugged, `qdhcp-` and `qrouter-`
 /// namespaces, dnsmasq processes, its nftables tables, and br-ex when this
-/// data directory created it), as its record in `DATA_DIR/netagent` lists
-/// them. The cloud must be stopped: a running agent would plug everything
-/// back.
+/// data directory created it. The cloud must be stopped, because a running
+/// agent would plug everything back.
 pub async fn teardown(data_dir: &Path) -> anyhow::Result<Removed> {
     let ledger_dir = data_dir.join("netagent");
     if !ledger_dir.exists() {
@@ -332,7 +337,8 @@ pub async fn teardown(data_dir: &Path) -> anyhow::Result<Removed> {
         .await
         .context("cannot remove the network agent's devices")?;
     dhcp_dir::remove(data_dir)?;
-    // After the routers: their gateway ports sit in the bridge.
+    // Removed after the routers, because their gateway ports sit in the
+    // bridge.
     let bridge = external_bridge::remove(&dataplane, &ledger_dir).await?;
     Ok(Removed {
         networks,

@@ -14,32 +14,32 @@ use oxstack_network::model::{Network, NetworkType};
 
 use crate::config::{Config, DataplaneKind, DriverKind};
 
-/// The sysctl that sends bridged IPv4 packets through the netfilter hooks;
-/// without it, security group rules never see traffic between two ports on
+/// The sysctl that sends bridged IPv4 packets through the netfilter hooks.
+/// Without it, security group rules never match traffic between two ports on
 /// one bridge.
 const BRIDGE_NF_CALL_IPTABLES: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
 /// The device QEMU opens to create a server's tap.
 const TUN_DEVICE: &str = "/dev/net/tun";
 
-/// What the checks need to know about the host.
+/// The host facts that the checks read.
 pub trait HostProbe {
-    /// True when a network interface of that name exists.
+    /// Returns whether a network interface of that name exists.
     fn interface_exists(&self, name: &str) -> bool;
-    /// True when the interface is a Linux bridge.
+    /// Returns whether the interface is a Linux bridge.
     fn is_bridge(&self, name: &str) -> bool;
-    /// True when an executable of that name is on the PATH.
+    /// Returns whether an executable of that name is on the PATH.
     fn has_program(&self, name: &str) -> bool;
-    /// True when the kernel module is loaded, built in, or installed so that
-    /// `modprobe` can load it.
+    /// Returns whether the kernel module is loaded, built in, or installed so
+    /// that `modprobe` can load it.
     fn has_kernel_module(&self, name: &str) -> bool;
-    /// True when the kernel module is loaded or built in right now.
+    /// Returns whether the kernel module is loaded or built in right now.
     fn kernel_module_loaded(&self, name: &str) -> bool;
     /// Returns the trimmed content of a file under /proc or /sys, or `None`
     /// when it does not exist.
     fn read_setting(&self, path: &str) -> Option<String>;
-    /// True when the file or device exists.
+    /// Returns whether the file or device exists.
     fn path_exists(&self, path: &str) -> bool;
-    /// Checks that QEMU at `qemu_binary` can run a guest on KVM; returns the
+    /// Checks that QEMU at `qemu_binary` can run a guest on KVM. Returns the
     /// reason when it cannot.
     fn kvm_check(&self, qemu_binary: &Path) -> Result<(), String>;
 }
@@ -69,9 +69,9 @@ impl HostProbe for LinuxHost {
     }
 
     fn has_kernel_module(&self, name: &str) -> bool {
-        // Loaded modules appear under /sys/module; built-in ones only when
-        // they have parameters, so the module lists and the kernel's own
-        // config are consulted as well.
+        // Loaded modules appear under /sys/module, but built-in ones appear
+        // there only when they have parameters. So the module lists and the
+        // kernel's own config are read as well.
         if self.kernel_module_loaded(name) {
             return true;
         }
@@ -102,9 +102,9 @@ impl HostProbe for LinuxHost {
     }
 
     fn kvm_check(&self, qemu_binary: &Path) -> Result<(), String> {
-        // `kvm` (unlike `auto`) fails with the reason, and it runs the same
-        // probe as the QEMU driver: nested KVM can open /dev/kvm and still
-        // fail to run a guest with `-cpu host`.
+        // Resolving `kvm` (unlike `auto`) fails with the reason. It runs the
+        // same probe as the QEMU driver, because nested KVM can open /dev/kvm
+        // and still fail to run a guest with `-cpu host`.
         VirtType::Kvm
             .resolve(qemu_binary)
             .map(drop)
@@ -125,7 +125,7 @@ fn kvm_reason(message: &str) -> String {
     }
 }
 
-/// True when the kernel's build configuration (/boot/config-RELEASE, or
+/// Returns whether the kernel's build configuration (/boot/config-RELEASE, or
 /// /proc/config.gz through `zcat`) builds in or modularises the feature.
 fn kernel_config_enables(release: &str, module: &str) -> bool {
     let symbol = match module {
@@ -155,7 +155,7 @@ fn kernel_config_enables(release: &str, module: &str) -> bool {
     })
 }
 
-/// One finding: what is wrong and how to fix it.
+/// A problem that a check found, with the change that fixes it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Problem {
     pub check: &'static str,
@@ -378,7 +378,7 @@ fn check_qemu(config: &Config, host: &dyn HostProbe, findings: &mut Findings) {
     match host.kvm_check(&qemu_binary) {
         Ok(()) => findings.notes.push(
             "KVM is usable: servers run with hardware virtualisation unless `oxstack up --virt-type qemu` \
-             asks for software emulation"
+             requests software emulation"
                 .into(),
         ),
         Err(reason) if virt_type == VirtType::Auto => findings.notes.push(format!(
@@ -396,9 +396,10 @@ fn check_qemu(config: &Config, host: &dyn HostProbe, findings: &mut Findings) {
 }
 
 /// Checks each network of `networks` against this host's network agent as
-/// `[netagent]` configures it, with the rule port binding applies, and
-/// reports each one that no port could be bound to here (in practice, flat
-/// and VLAN networks whose physical network has no bridge mapping).
+/// `[netagent]` configures it, with the rule that port binding applies.
+/// Reports each network that no port could be bound to here. In practice
+/// these are flat and VLAN networks whose physical network has no bridge
+/// mapping.
 pub fn check_networks(config: &Config, networks: &[Network], findings: &mut Findings) {
     // A malformed mapping is already a problem of its own.
     let Ok(configurations) = crate::agent::agent_config(config) else {
@@ -455,7 +456,7 @@ enum StoredNetworks {
 }
 
 /// Reads the networks from the database `config` names, without creating
-/// or migrating it: a SQLite file is opened read-only.
+/// or migrating it. A SQLite file is opened read-only.
 async fn read_networks(config: &Config) -> anyhow::Result<StoredNetworks> {
     let url = config.database_url();
     let url = match url.strip_prefix("sqlite://") {
@@ -489,7 +490,7 @@ pub async fn diagnose(config: &Config, host: &dyn HostProbe) -> Findings {
         )),
         Err(error) => findings.problem(
             "networks",
-            format!("cannot read the networks from {}: {error:#}", redacted(&config.database_url())),
+            format!("reading the networks from {} failed: {error:#}", redacted(&config.database_url())),
             "check database_url in [server] (or --data-dir), and that oxstack up has created the database".into(),
         ),
     }
@@ -673,17 +674,16 @@ mod tests {
             &FakeHost::complete(),
         );
         assert_eq!(findings.problems.len(), 1);
-        assert!(
-            findings.problems[0].message.contains("br-missing")
-                && findings.problems[0].message.contains("physnet1")
-        );
+        let message = &findings.problems[0].message;
+        assert!(message.contains("br-missing"), "{message}");
+        assert!(message.contains("physnet1"), "{message}");
         assert!(findings.problems[0]
             .fix
             .contains("ip link add br-missing type bridge"));
     }
 
     #[test]
-    fn interface_that_is_not_a_bridge_is_reported() {
+    fn non_bridge_interface_is_reported() {
         let mut host = FakeHost::complete();
         host.interfaces.insert("eth1");
         let findings = check(&config_with(&["physnet1:eth1"]), &host);
@@ -760,18 +760,16 @@ mod tests {
         let mut host = FakeHost::complete();
         host.bridge_nf_call_iptables = Some("0");
         let findings = check(&config_with(&[]), &host);
-        assert!(
-            findings
-                .notes
-                .iter()
-                .any(|n| n.contains("bridge-nf-call-iptables is 0") && n.contains("sysctl -w")),
-            "{:?}",
-            findings.notes
-        );
+        let note = findings
+            .notes
+            .iter()
+            .find(|n| n.contains("bridge-nf-call-iptables is 0"))
+            .unwrap_or_else(|| panic!("no sysctl note in {:?}", findings.notes));
+        assert!(note.contains("sysctl -w"), "{note}");
     }
 
     #[test]
-    fn built_in_bridge_netfilter_is_not_reported_unloaded() {
+    fn built_in_br_netfilter_not_noted() {
         let mut host = FakeHost::complete();
         host.loaded.remove("br_netfilter");
         let findings = check(&config_with(&[]), &host);
@@ -786,7 +784,7 @@ mod tests {
     }
 
     #[test]
-    fn kvm_required_but_unusable_is_a_problem() {
+    fn required_unusable_kvm_is_problem() {
         let mut config = config_with(&[]);
         config.hypervisor = HypervisorConfig {
             virt_type: "kvm".into(),
@@ -803,7 +801,7 @@ mod tests {
     }
 
     #[test]
-    fn fake_driver_and_no_dataplane_skip_host_checks() {
+    fn fake_driver_without_dataplane_skips_checks() {
         let mut config = config_with(&[]);
         config.hypervisor.driver = DriverKind::Fake;
         config.netagent.dataplane = Some(DataplaneKind::None);
@@ -811,7 +809,7 @@ mod tests {
         assert_eq!(findings.problems, vec![]);
     }
 
-    /// A config whose database is the one `networks` runs on.
+    /// Builds a config whose database is the one `networks` runs on.
     fn config_on(networks: &TestNetworks, mappings: &[&str]) -> Config {
         let mut config = config_with(mappings);
         config.server = ServerConfig {
@@ -826,7 +824,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unmapped_flat_network_is_reported_with_fix() {
+    async fn unmapped_flat_network_reported_with_fix() {
         let networks = TestNetworks::start(Default::default()).await;
         let body = json!({"name": "public", "router:external": true, "provider:network_type": "flat",
                           "provider:physical_network": "physnet1"});

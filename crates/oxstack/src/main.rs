@@ -1,4 +1,4 @@
-//! The `oxstack` command: `up` runs the whole cloud in the foreground;
+//! The `oxstack` command: `up` runs the whole cloud in the foreground, and
 //! `identity rotate-keys` rotates the Fernet token keys.
 
 mod agent;
@@ -66,7 +66,7 @@ pub struct CommonArgs {
     /// TOML config file; command-line options override its values.
     #[arg(long, value_name = "FILE", env = "OXSTACK_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Where state lives: database, keys, openrc [default: /var/lib/oxstack
+    /// Directory for state: database, keys, openrc [default: /var/lib/oxstack
     /// as root, else $XDG_DATA_HOME/oxstack].
     #[arg(long, value_name = "DIR", env = "OXSTACK_DATA_DIR")]
     pub data_dir: Option<PathBuf>,

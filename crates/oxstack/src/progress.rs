@@ -1,5 +1,5 @@
 //! Start-up progress on the terminal: one line per step with its time, so
-//! an operator sees where a slow or failing start is.
+//! an operator can tell where a slow or failing start is.
 
 use std::io::Write;
 use std::time::Instant;

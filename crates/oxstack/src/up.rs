@@ -289,7 +289,8 @@ fn init_logging(path: &Path, filter: &str) -> anyhow::Result<()> {
     let writer =
         std::sync::Mutex::new(file).and(std::io::stderr.with_max_level(tracing::Level::WARN));
     // netlink-packet-route warns on every link dump from a kernel newer than
-    // it knows (unknown IFLA_INET6_CONF fields); the links are read fine.
+    // the crate (unknown IFLA_INET6_CONF fields), but it reads the links
+    // correctly.
     let filter =
         tracing_subscriber::EnvFilter::try_new(format!("netlink_packet_route=error,{filter}"))
             .with_context(|| format!("invalid log filter '{filter}'"))?;

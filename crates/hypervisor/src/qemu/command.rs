@@ -13,7 +13,8 @@ pub struct InstancePaths {
     pub disk: PathBuf,
     /// The ISO 9660 config drive.
     pub config_drive: PathBuf,
-    /// The first serial port; QEMU appends, so it keeps earlier boots.
+    /// The log of the first serial port. QEMU appends to it, so it keeps
+    /// earlier boots.
     pub console_log: PathBuf,
     /// QEMU's own stdout and stderr, appended across launches.
     pub qemu_log: PathBuf,
@@ -42,7 +43,7 @@ impl InstancePaths {
     }
 }
 
-/// The value of `-name`; `/proc/<pid>/cmdline` must contain it for a
+/// Returns the value of `-name`. `/proc/<pid>/cmdline` must contain it for a
 /// process to count as this instance's QEMU.
 pub fn guest_name_arg(uuid: &str) -> String {
     format!("guest={uuid}")
@@ -61,7 +62,7 @@ pub fn build_command_line(
 
     push(&["-name", &guest_name_arg(&spec.uuid)]);
     // The "pc" machine because the guest images we target find a config
-    // drive on its IDE CD-ROM; q35 offers only a SATA one.
+    // drive on its IDE CD-ROM, and q35 offers only a SATA one.
     push(&["-machine", &format!("pc,accel={}", accel.qemu_name())]);
     if accel == Accel::Kvm {
         push(&["-cpu", "host"]);
@@ -116,7 +117,7 @@ pub fn build_command_line(
     }
 
     for (index, vif) in spec.vifs.iter().enumerate() {
-        // QEMU creates the tap; the network agent plugs it into the bridge.
+        // QEMU creates the tap, and the network agent plugs it into the bridge.
         push(&[
             "-netdev",
             &format!(
@@ -190,7 +191,7 @@ pub fn validate_spec(spec: &InstanceSpec) -> Result<(), DriverError> {
 }
 
 /// Escapes a path for a QEMU option value, where a comma separates options
-/// and a doubled comma stands for one.
+/// and a doubled comma is a literal one.
 fn opt_path(path: &Path) -> String {
     path.to_string_lossy().replace(',', ",,")
 }
@@ -296,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn command_line_for_kvm_uses_host_cpu() {
+    fn kvm_command_uses_host_cpu() {
         let args = build_command_line(&spec(), &paths(), Accel::Kvm, None);
         assert_eq!(value_of(&args, "-machine"), "pc,accel=kvm");
         assert_eq!(value_of(&args, "-cpu"), "host");
@@ -313,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn command_line_has_tap_and_mac_per_vif() {
+    fn each_vif_gets_tap_and_mac() {
         let args = build_command_line(&spec(), &paths(), Accel::Tcg, None);
         assert_eq!(
             values_of(&args, "-netdev"),
@@ -346,7 +347,7 @@ mod tests {
     }
 
     #[test]
-    fn command_line_config_drive_is_ide_cdrom() {
+    fn config_drive_is_ide_cdrom() {
         let mut spec = spec();
         spec.config_drive = Some(BTreeMap::new());
         let args = build_command_line(&spec, &paths(), Accel::Tcg, None);

@@ -1,4 +1,4 @@
-//! The config drive: an ISO 9660 image labelled `config-2` holding the
+//! The config drive: an ISO 9660 image labelled `config-2` containing the
 //! files the compute service passes (`openstack/latest/meta_data.json`,
 //! `user_data`, …), built with genisoimage as Nova builds it.
 
@@ -93,7 +93,7 @@ async fn build(
         .map_err(|error| write_failed(output, error))
 }
 
-/// `path` with `suffix` appended to its file name.
+/// Returns `path` with `suffix` appended to its file name.
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
@@ -125,7 +125,7 @@ fn checked_relative_path(name: &str) -> Result<&Path, DriverError> {
 }
 
 /// Reads the volume label from an ISO 9660 image's primary volume
-/// descriptor (sector 16; the identifier is 32 bytes at offset 40).
+/// descriptor (sector 16, where the identifier is 32 bytes at offset 40).
 pub fn read_volume_label(iso: &[u8]) -> Option<String> {
     const DESCRIPTOR: usize = 16 * 2048;
     let descriptor = iso.get(DESCRIPTOR..DESCRIPTOR + 2048)?;
@@ -224,7 +224,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn config_drive_with_bad_name_leaves_nothing() {
+    async fn bad_config_drive_name_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let output = dir.path().join("disk.config");
         let mut files = BTreeMap::new();

@@ -8,10 +8,10 @@ use crate::DriverError;
 /// Above this size the serial log moves to `console.log.0` when QEMU
 /// starts, so a chatty guest cannot fill the disk across boots.
 // NOTE: a running guest can still grow console.log without bound until its
-// next start; libvirt's virtlogd rotates while the guest runs.
+// next start, whereas libvirt's virtlogd rotates while the guest runs.
 const CONSOLE_LOG_ROTATE_BYTES: u64 = 10 << 20;
 
-/// At most this many bytes of the serial log are read for console output.
+/// Maximum number of bytes of the serial log read for console output.
 const CONSOLE_OUTPUT_MAX_BYTES: u64 = 100 << 10;
 
 /// Moves a serial log larger than [`CONSOLE_LOG_ROTATE_BYTES`] aside.

@@ -17,7 +17,7 @@ pub struct CachedImage {
     pub format: &'static str,
 }
 
-/// The per-host image cache. Each image is fetched once; concurrent
+/// The per-host image cache. Each image is fetched once, and concurrent
 /// spawns of one image wait for the first fetch instead of copying twice.
 pub struct ImageCache {
     base_dir: PathBuf,
@@ -41,7 +41,7 @@ impl ImageCache {
     /// Returns the cached copy of `image`, copying it into the cache first
     /// when it is not there. A qcow2 image must not name a backing or data
     /// file, because QEMU would open that host file for the guest.
-    // TODO: cached images are never removed; Nova's image cache manager
+    // TODO: cached images are never removed. Nova's image cache manager
     // removes the ones no instance has used for a day.
     pub async fn fetch(&self, image: &ImageSource) -> Result<CachedImage, DriverError> {
         validate_image_id(&image.id)?;
@@ -217,7 +217,7 @@ pub async fn create_overlay(
     })
 }
 
-/// Returns the size to give the overlay: `None` keeps the image's size.
+/// Returns the size to give the overlay. `None` keeps the image's size.
 fn overlay_size(virtual_size: u64, root_gb: u64) -> Result<Option<u64>, DriverError> {
     if root_gb == 0 {
         return Ok(None);
@@ -281,7 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn image_id_must_be_one_path_component() {
+    fn image_id_is_one_path_component() {
         assert!(validate_image_id("0b3a6e52-8d0c-4f43-9b7e-2f4b0c6f0001").is_ok());
         for bad in ["", "../etc/passwd", "a/b", ".hidden", "a b"] {
             assert!(validate_image_id(bad).is_err(), "{bad:?} must be rejected");
@@ -441,7 +441,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn missing_source_image_fails_and_leaves_nothing() {
+    async fn missing_image_fails_without_leftovers() {
         let dir = tempfile::tempdir().unwrap();
         let cache = ImageCache::new(dir.path().to_owned(), PathBuf::from("qemu-img"));
         let error = cache

@@ -16,10 +16,10 @@
 //!
 //! Shutdown means no QEMU process, as libvirt's "shut off": power_on starts
 //! a new QEMU from `spec.json` with the same disks. QEMU runs in its own
-//! process group and survives the agent; a new driver finds it through
+//! process group and survives the agent, and a new driver finds it through
 //! `qemu.pid` and `/proc/<pid>/cmdline`. One async lock per instance
-//! serialises the operations that change it; `info` and `list` take no
-//! lock and ask QEMU directly.
+//! serialises the operations that change it. `info` and `list` take no
+//! lock and query QEMU directly.
 
 pub mod command;
 pub mod config_drive;
@@ -46,20 +46,21 @@ use self::qmp::QmpClient;
 pub use self::virt::{Accel, ParseVirtTypeError, VirtType};
 use crate::{Driver, DriverError, HostResources, InstanceInfo, InstanceSpec, PowerState};
 
-/// How long a soft reboot waits for the guest to power off after the ACPI
-/// power button before it resets the guest instead.
+/// Time a soft reboot waits for the guest to power off after the ACPI power
+/// button, before it resets the guest instead.
 const SOFT_REBOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// How long `info` and `list` wait for QMP. Another operation may hold the
-/// monitor for a moment; a QEMU that stays silent longer reports NoState.
+/// Time that `info` and `list` wait for QMP. Another operation may hold the
+/// monitor for a moment, and a QEMU that stays silent longer is reported as
+/// NoState.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// How long saving or loading guest memory may take. It runs at disk
-/// speed, so this bounds a stuck migration, not a slow one.
+/// Maximum time that saving or loading guest memory may take. It runs at
+/// disk speed, so this bounds a stuck migration, not a slow one.
 const MEMORY_TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The longest path a Unix socket address contains (`sun_path` is 108 bytes
-/// with the terminating NUL on Linux).
+/// Maximum path length of a Unix socket address, because `sun_path` is 108
+/// bytes with the terminating NUL on Linux.
 const UNIX_SOCKET_PATH_MAX: usize = 107;
 
 /// Settings of the QEMU driver.
@@ -69,13 +70,14 @@ pub struct QemuConfig {
     /// image cache.
     pub instances_dir: PathBuf,
     pub virt_type: VirtType,
-    /// The QEMU system emulator; `qemu-img` is taken from the same folder
+    /// The QEMU system emulator. `qemu-img` is taken from the same folder
     /// when this is a path, else from `PATH`.
     pub qemu_binary: PathBuf,
 }
 
 impl QemuConfig {
-    /// Settings with `virt_type = auto` and `qemu-system-x86_64` from `PATH`.
+    /// Creates settings with `virt_type = auto` and `qemu-system-x86_64`
+    /// from `PATH`.
     pub fn new(instances_dir: impl Into<PathBuf>) -> Self {
         QemuConfig {
             instances_dir: instances_dir.into(),
@@ -188,17 +190,18 @@ impl QemuDriver {
     }
 
     /// Drops the lock of a destroyed instance unless another operation
-    /// waits on it; that one keeps the same lock, so two never run at once.
+    /// waits on it. That operation keeps the same lock, so two never run at
+    /// once.
     fn forget_lock(&self, uuid: &str, guard: &tokio::sync::OwnedMutexGuard<()>) {
         let mut locks = self.instance_locks.lock().expect("instance lock map");
-        // One reference in the map and one in the guard: no other waiter.
+        // One reference in the map and one in the guard means no other waiter.
         if Arc::strong_count(tokio::sync::OwnedMutexGuard::mutex(guard)) == 2 {
             locks.remove(uuid);
         }
     }
 
-    /// Starts QEMU for `spec`; with `incoming`, paused and loading guest
-    /// memory from that file. Returns QEMU's run state.
+    /// Starts QEMU for `spec`. With `incoming`, QEMU starts paused and loads
+    /// guest memory from that file. Returns QEMU's run state.
     async fn launch(
         &self,
         spec: &InstanceSpec,
@@ -213,8 +216,8 @@ impl QemuDriver {
         Ok(status)
     }
 
-    /// Creates the instance's files and starts it; the steps are
-    /// idempotent, so a retried spawn reuses the disk it made before.
+    /// Creates the instance's files and starts it. The steps are idempotent,
+    /// so a retried spawn reuses the disk it made before.
     async fn spawn_steps(
         &self,
         spec: &InstanceSpec,
@@ -235,7 +238,7 @@ impl QemuDriver {
     }
 
     /// Loads the memory saved by suspend into a new QEMU and runs the
-    /// guest; the saved state is deleted once the guest runs.
+    /// guest. The saved state is deleted once the guest runs.
     async fn restore(&self, uuid: &str, paths: &InstancePaths) -> Result<(), DriverError> {
         let spec = read_spec(paths)?;
         self.launch(&spec, paths, Some(&paths.suspend_state))
@@ -295,7 +298,7 @@ impl QemuDriver {
         // protocol"), so exec: runs cat through /bin/sh.
         let uri = format!("exec:cat > {}", shell_quote(&partial.to_string_lossy()));
         let result = async {
-            // The default bandwidth limit is meant for networks; a local
+            // The default bandwidth limit is meant for networks, but a local
             // file can take it as fast as the disk writes.
             qmp_execute(
                 paths,
@@ -326,7 +329,7 @@ impl QemuDriver {
     }
 
     /// Presses the ACPI power button and waits up to `timeout` for QEMU to
-    /// exit; returns whether it did.
+    /// exit. Returns whether it did.
     async fn acpi_shutdown(
         &self,
         uuid: &str,

@@ -17,12 +17,12 @@ use super::command::{guest_name_arg, InstancePaths};
 use super::qmp::QmpClient;
 use crate::DriverError;
 
-/// How long QEMU may take from exec until QMP replies. Start-up does not
-/// run guest code, so it is quick even under TCG; this bounds a QEMU that
-/// hangs, for example on a locked disk.
+/// Maximum time from QEMU's exec until QMP replies. Start-up does not run
+/// guest code, so it is quick even under TCG. This bounds a QEMU that hangs,
+/// for example on a locked disk.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long to wait after each of QMP `quit`, SIGTERM and SIGKILL.
+/// Time to wait after each of QMP `quit`, SIGTERM and SIGKILL.
 const STOP_STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -30,8 +30,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Lines of `qemu.log` quoted in a start failure's message.
 const LOG_TAIL_LINES: usize = 8;
 
-/// Starts QEMU with `args` and waits until QMP replies to `query-status`;
-/// returns that status. On failure the process is killed and the error
+/// Starts QEMU with `args` and waits until QMP replies to `query-status`.
+/// Returns that status. On failure the process is killed and the error
 /// quotes what QEMU printed.
 pub async fn launch(
     qemu_binary: &Path,
@@ -91,8 +91,8 @@ pub async fn launch(
         match QmpClient::connect(&paths.qmp_socket).await {
             Ok(mut qmp) => match qmp.query_status().await {
                 Ok(status) => {
-                    // The task reaps QEMU when it exits while the agent runs;
-                    // after the agent exits, init does.
+                    // The task reaps QEMU when it exits while the agent runs.
+                    // After the agent exits, init reaps it.
                     let server_id = uuid.to_owned();
                     tokio::spawn(async move {
                         match child.wait().await {
@@ -154,7 +154,7 @@ pub fn is_instance_process(pid: u32, uuid: &str) -> bool {
         .any(|arg| arg == expected.as_bytes())
 }
 
-/// Waits until the process is gone; returns whether it went within
+/// Waits until the process is gone. Returns whether it exited within
 /// `timeout`.
 pub async fn wait_for_exit(pid: u32, uuid: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
@@ -169,8 +169,8 @@ pub async fn wait_for_exit(pid: u32, uuid: &str, timeout: Duration) -> bool {
     }
 }
 
-/// Stops QEMU without asking the guest: QMP `quit`, then SIGTERM, then
-/// SIGKILL, waiting a few seconds after each.
+/// Stops QEMU without a shutdown request to the guest: QMP `quit`, then
+/// SIGTERM, then SIGKILL, waiting [`STOP_STEP_TIMEOUT`] after each.
 pub async fn stop(paths: &InstancePaths, uuid: &str, pid: u32) -> Result<(), DriverError> {
     if let Ok(mut qmp) = QmpClient::connect_with_timeout(&paths.qmp_socket, STOP_STEP_TIMEOUT).await
     {
@@ -236,7 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn pid_file_of_another_process_is_ignored() {
+    fn foreign_pid_file_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let uuid = "7b0d4a4e-2c52-4d2f-9b4e-1d1f0f3b2a11";
         let paths = InstancePaths::new(dir.path(), uuid);

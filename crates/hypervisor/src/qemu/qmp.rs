@@ -15,9 +15,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
-/// How long one exchange (connect with greeting, or one command) may take.
+/// Maximum time of one exchange (connect with greeting, or one command).
 /// QEMU replies from its main loop, so a healthy QEMU replies in
-/// milliseconds; a stuck one must not hang the agent.
+/// milliseconds. A stuck QEMU must not hang the agent.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]

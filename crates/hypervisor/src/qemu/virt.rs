@@ -140,7 +140,7 @@ fn kvm_usable(kvm_device: &Path) -> std::io::Result<()> {
         .map(drop)
 }
 
-/// How long the KVM probe may run before it counts as failed.
+/// Maximum time the KVM probe may run before it counts as failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Starts a guest without disks on KVM with `-cpu host`, as instances run,
@@ -263,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn auto_without_device_falls_back_to_tcg() {
+    fn auto_without_device_uses_tcg() {
         let missing = Path::new("/nonexistent/oxstack-kvm");
         assert_eq!(
             VirtType::Auto

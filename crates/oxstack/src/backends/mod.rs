@@ -9,7 +9,7 @@ use oxstack_compute::external::{ExternalError, ExternalErrorKind};
 use oxstack_core::ApiError;
 
 /// Converts an error of another service's API into compute's form, keeping
-/// its message, which tells the user what to change.
+/// its message, which states what the user must change.
 fn external(error: ApiError) -> ExternalError {
     let kind = match error.kind.status().as_u16() {
         404 => ExternalErrorKind::NotFound,

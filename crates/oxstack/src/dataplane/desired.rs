@@ -15,16 +15,16 @@ use oxstack_network::model::{NetworkType, Port, SecurityGroupRule, Subnet};
 
 use super::LEASE_SECONDS;
 
-/// What the desired state depends on besides the network service: this
-/// host's settings.
+/// This host's settings, which the desired state depends on besides the
+/// network service.
 #[derive(Clone, Debug, Default)]
 pub struct HostSettings {
-    /// This host's VXLAN tunnel endpoint; VXLAN networks get no uplink
-    /// without one.
+    /// This host's VXLAN tunnel endpoint. Without one, VXLAN networks get no
+    /// uplink.
     pub tunnel_ip: Option<Ipv4Addr>,
     /// Physical network → host bridge (`[netagent] bridge_mappings`).
     pub bridge_mappings: BTreeMap<String, String>,
-    /// The metadata API the proxies forward to; `None` runs no proxy.
+    /// The metadata API the proxies forward to. `None` runs no proxy.
     pub metadata: Option<SocketAddr>,
 }
 
@@ -57,7 +57,7 @@ fn network_spec(
     let physical = segment.physical_network.as_deref().unwrap_or_default();
     let bridge = match segment.network_type {
         NetworkType::Flat => settings.bridge_mappings.get(physical).cloned(),
-        // NOTE: VLAN networks get their own bridge without an uplink; the
+        // NOTE: VLAN networks get their own bridge without an uplink, because the
         // VLAN sub-interface on the mapped bridge is not created yet.
         NetworkType::Vlan | NetworkType::Vxlan => None,
     };

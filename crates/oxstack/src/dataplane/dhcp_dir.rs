@@ -1,4 +1,4 @@
-//! Where dnsmasq's per-network files live.
+//! The location of dnsmasq's per-network files.
 //!
 //! dnsmasq drops root to `nobody` before it reads its hosts file, and reads
 //! it again as `nobody` on every SIGHUP. A data directory the operator keeps
@@ -29,8 +29,8 @@ pub fn locate(data_dir: &Path) -> anyhow::Result<PathBuf> {
     locate_under(Path::new(RUNTIME_ROOT), data_dir)
 }
 
-/// Removes the folder [`prepare`] made for `data_dir` and the link to it;
-/// the dnsmasq processes it describes must be stopped first.
+/// Removes the folder [`prepare`] made for `data_dir` and the link to it.
+/// The dnsmasq processes it describes must be stopped first.
 pub fn remove(data_dir: &Path) -> anyhow::Result<()> {
     remove_under(Path::new(RUNTIME_ROOT), data_dir)
 }
@@ -123,7 +123,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn private_data_dir_gets_a_traversable_dhcp_folder() {
+    fn private_data_dir_gets_traversable_dhcp_folder() {
         let temp = tempfile::tempdir().unwrap();
         let data_dir = temp.path().join("data");
         std::fs::create_dir(&data_dir).unwrap();

@@ -31,7 +31,7 @@ struct Marker {
     /// Addresses with prefix length, such as `172.24.4.1/24`.
     addresses: Vec<String>,
     /// True while the bridge on the host is the one this data directory
-    /// created; teardown deletes it and sets this to false.
+    /// created. Teardown deletes it and sets this to false.
     created: bool,
 }
 

@@ -13,7 +13,7 @@ pub trait HostProbe: Send + Sync {
 }
 
 /// Reads the host namespace's links from `/sys/class/net` and dnsmasq's pid
-/// files; no netlink request and no process is started.
+/// files, without netlink requests or new processes.
 pub struct LinuxProbe {
     dnsmasq: Dnsmasq,
 }
@@ -45,7 +45,7 @@ impl HostProbe for LinuxProbe {
                 if !tap_dir.exists() {
                     continue;
                 }
-                // `master` links to the bridge the tap is in; a tap the
+                // `master` links to the bridge the tap is in, and a tap the
                 // hypervisor just created has none yet.
                 let master = std::fs::read_link(tap_dir.join("master")).ok();
                 let in_bridge = master
