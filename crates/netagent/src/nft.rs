@@ -33,7 +33,7 @@ impl NftTable {
     /// Returns the fingerprint of the body, as stored in the table comment.
     pub fn fingerprint(&self) -> String {
         let digest = Sha256::digest(self.body.as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(digest)
     }
 
     /// Returns the table's full text, comment included.

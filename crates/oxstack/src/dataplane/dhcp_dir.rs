@@ -65,10 +65,7 @@ fn locate_under(root: &Path, data_dir: &Path) -> anyhow::Result<PathBuf> {
         .canonicalize()
         .with_context(|| format!("cannot resolve the data directory {}", data_dir.display()))?;
     let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
-    let name: String = digest[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let name = hex::encode(&digest[..8]);
     Ok(root.join(name).join("dhcp"))
 }
 
