@@ -88,11 +88,12 @@ pub(crate) fn security_tables(desired: &DesiredState) -> Result<Option<[NftTable
     if ports.is_empty() {
         return Ok(None);
     }
+    // A port listed twice is filtered, and counted, once.
+    ports.sort_by(|a, b| a.id.cmp(&b.id));
+    ports.dedup_by(|a, b| a.id == b.id);
     if ports.len() > MAX_PORTS {
         return Err(ports.len());
     }
-    ports.sort_by(|a, b| a.id.cmp(&b.id));
-    ports.dedup_by(|a, b| a.id == b.id);
     let filtered: Vec<FilteredPort<'_>> = ports
         .into_iter()
         .zip(1u32..)
